@@ -1,0 +1,27 @@
+# Every target creates .venv on first use and installs the package (editable, with extras) once;
+# the stamp file makes a second run skip the install.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench clean-venv
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -e ".[test,bench]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) demos/ct_classical.py
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 tests
+
+bench: $(STAMP)
+	$(PY) benchmarks/ct_operators.py
+	$(PY) benchmarks/tv_reconstruction.py
+
+clean-venv:
+	rm -rf $(VENV)
