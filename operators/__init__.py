@@ -1,0 +1,26 @@
+"""Forward models: what the measurement does (no priors, no solvers).
+
+Conventions, written once for the whole package:
+
+* **Tensors** are torch tensors shaped ``(B, C, *spatial)``: batch, channels, then the spatial
+  axes (``(B, C, N, N)`` for 2D images). Measurements keep the leading ``(B, C)`` (a CT sinogram
+  is ``(B, C, n_angles, n_detectors)``).
+* **Dtypes**: real data are float32 by default; float64 is accepted everywhere and an operator
+  returns the dtype it was given. Complex data (our own MIMO and qMRI operators) use torch complex
+  dtypes; deepinv's MRI classes keep their two-channel real layout. Nothing casts complex to real
+  silently, broadcasts or truncates.
+* **Units**: lengths in pixels unless an operator says otherwise; angles in radians.
+* **Operators** subclass :class:`deepinv.physics.LinearPhysics` (``Physics`` when nonlinear), have
+  an exact adjoint (checked by a dot-product test in the suite) and validate their inputs once, at
+  the edge, raising ``ValueError``/``TypeError`` that name the argument.
+* **Devices**: CPU everywhere; CUDA tensors are dispatched by device inside each operator.
+
+Modules:
+
+* :mod:`operators.ct`: :class:`ParallelBeamCT`, :class:`FanBeamCT` (2D CT; astra-toolbox or
+  numba Joseph backends; FBP).
+"""
+
+from operators.ct import FanBeamCT, ParallelBeamCT
+
+__all__ = ["ParallelBeamCT", "FanBeamCT"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -49,6 +49,8 @@ class History:
             empty when no reference was given. It never influences stopping.
         converged: True when the tolerance was met before ``max_iter``.
         iterations: number of iterations performed.
+        stop_reason: why the run ended: ``"tol"``, ``"max_iter"``, or a solver's own message
+            when it ended early without meeting the tolerance (e.g. a stalled line search).
     """
 
     objective: list[float] = field(default_factory=list)
@@ -57,6 +59,7 @@ class History:
     psnr: list[float] = field(default_factory=list)
     converged: bool = False
     iterations: int = 0
+    stop_reason: str = ""
 
 
 def _psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
@@ -100,7 +103,12 @@ class IterativeSolver:
         raise NotImplementedError
 
     def step(self, state: dict) -> tuple[float, float]:
-        """Advance ``state`` by one iteration in place; return ``(objective, residual)``."""
+        """Advance ``state`` by one iteration in place; return ``(objective, residual)``.
+
+        A solver that cannot make further progress (e.g. a line search that stalls at machine
+        precision) sets ``state["stop"]`` to a short message; the loop records the iteration and
+        ends with ``history.converged = False`` and ``history.stop_reason`` set to that message.
+        """
         raise NotImplementedError
 
     # -- shared loop ----------------------------------------------------------------------------
@@ -115,7 +123,13 @@ class IterativeSolver:
                 ``last_iterate`` holds the last finite iterate.
         """
         state = self.init_state(x0)
-        hist = History()
+        ref = self.reference
+        if ref is not None and (not isinstance(ref, torch.Tensor) or ref.shape != state["x"].shape):
+            got = tuple(ref.shape) if isinstance(ref, torch.Tensor) else type(ref).__name__
+            raise ValueError(
+                f"reference: expected a tensor of the iterate's shape {tuple(state['x'].shape)}, received {got}"
+            )
+        hist = History(stop_reason="max_iter")
         t0 = time.perf_counter()
         bar = tqdm(total=self.max_iter, desc=type(self).__name__, disable=not self.progress, leave=False)
         try:
@@ -125,6 +139,7 @@ class IterativeSolver:
                 x = state["x"]
                 bad = not bool(torch.isfinite(x).all()) or not math.isfinite(residual) or math.isinf(objective)
                 if bad:
+                    hist.stop_reason = "non-finite value"
                     raise NonFiniteError(
                         f"{type(self).__name__}: non-finite value at iteration {it}; "
                         "the last finite iterate is in .last_iterate",
@@ -144,7 +159,95 @@ class IterativeSolver:
                 bar.set_postfix(res=f"{residual:.2e}")
                 if self.tol > 0 and residual <= self.tol:
                     hist.converged = True
+                    hist.stop_reason = "tol"
+                    break
+                if state.get("stop"):
+                    hist.stop_reason = str(state["stop"])
                     break
         finally:
             bar.close()
         return state["x"], hist
+
+
+# -- vector-space helpers shared by the solvers ------------------------------------------------
+# Solvers treat a whole tensor (batch included) as ONE vector. A "block" is a list/tuple of
+# tensors (e.g. the dual variable of K = [A; grad]) and is treated as the direct sum of its parts.
+
+Block = torch.Tensor | Sequence[torch.Tensor]
+
+
+def is_block(a: object) -> bool:
+    """True for a list/tuple of tensors (a block vector), False for a plain tensor."""
+    return isinstance(a, (list, tuple))
+
+
+def bmap(fn: Callable[..., torch.Tensor], *blocks: Block) -> Block:
+    """Apply ``fn`` part by part: ``fn(a, b)`` for tensors, ``[fn(a_i, b_i)]`` for blocks.
+
+    Example:
+        >>> bmap(lambda a, b: a + 2 * b, [torch.ones(2), torch.zeros(1)], [torch.ones(2), torch.ones(1)])
+        [tensor([3., 3.]), tensor([2.])]
+    """
+    if is_block(blocks[0]):
+        return [fn(*parts) for parts in zip(*blocks, strict=True)]
+    return fn(*blocks)
+
+
+def inner(a: Block, b: Block) -> torch.Tensor:
+    r"""Real inner product :math:`\mathrm{Re}\sum_i \overline{a_i} b_i` over all entries (0-d tensor)."""
+    if is_block(a):
+        return sum((inner(ai, bi) for ai, bi in zip(a, b, strict=True)), torch.zeros((), device=a[0].device))
+    return torch.vdot(a.reshape(-1), b.reshape(-1)).real
+
+
+def norm(a: Block) -> torch.Tensor:
+    """Euclidean norm over all entries (and all parts of a block), as a 0-d real tensor."""
+    if is_block(a):
+        return torch.sqrt(sum(torch.linalg.vector_norm(ai) ** 2 for ai in a))
+    return torch.linalg.vector_norm(a)
+
+
+def numel(a: Block) -> int:
+    """Number of entries of a tensor or block."""
+    return sum(ai.numel() for ai in a) if is_block(a) else a.numel()
+
+
+def all_finite(a: Block) -> bool:
+    """True when every entry of the tensor / block is finite."""
+    return all(bool(torch.isfinite(ai).all()) for ai in a) if is_block(a) else bool(torch.isfinite(a).all())
+
+
+def check_callable(name: str, value: object) -> Callable:
+    """Raise ``TypeError`` naming ``name`` unless ``value`` is callable."""
+    if not callable(value):
+        raise TypeError(f"{name}: expected a callable, received {type(value).__name__}")
+    return value
+
+
+def as_linear_operator(
+    name: str, op: object, adjoint: Callable | None = None, adjoint_name: str | None = None
+) -> tuple[Callable[[torch.Tensor], Block], Callable[[Block], torch.Tensor]]:
+    """Return ``(A, A_adjoint)`` from a ``deepinv.physics.LinearPhysics`` or a pair of callables.
+
+    A physics object is recognised by its ``A`` and ``A_adjoint`` methods (it is never called
+    directly, since ``physics(x)`` adds noise). For a plain callable, ``adjoint`` is required.
+
+    Args:
+        name: argument name used in error messages.
+        op: a ``LinearPhysics`` (or anything with ``.A`` and ``.A_adjoint``) or a callable ``A(x)``.
+        adjoint: the adjoint callable when ``op`` is a plain callable; must be ``None`` for physics.
+        adjoint_name: argument name of ``adjoint`` in messages (default ``name + "_adjoint"``).
+    """
+    adjoint_name = adjoint_name or f"{name}_adjoint"
+    if hasattr(op, "A") and hasattr(op, "A_adjoint"):
+        if adjoint is not None:
+            raise ValueError(
+                f"{adjoint_name}: expected None when {name} is a LinearPhysics (its A_adjoint is used), "
+                f"received {type(adjoint).__name__}"
+            )
+        return op.A, op.A_adjoint
+    if not callable(op):
+        raise TypeError(f"{name}: expected a LinearPhysics or a callable, received {type(op).__name__}")
+    if adjoint is None:
+        raise ValueError(f"{adjoint_name}: expected a callable adjoint when {name} is a plain callable, received None")
+    return op, check_callable(adjoint_name, adjoint)

@@ -1,0 +1,12 @@
+"""Hot loops of the operators: small pure numba functions (CPU), one module per loop.
+
+The rest of the package calls them through the operator classes (which handle dtype, layout,
+devices and autograd) and never sees numba directly.
+
+* :mod:`operators.kernels.joseph`: ray-driven Joseph projector and its exact transpose (2D CT,
+  parallel and fan beam share the kernels through a (point, direction) ray description).
+"""
+
+from operators.kernels import joseph
+
+__all__ = ["joseph"]

@@ -1,0 +1,95 @@
+"""Image-quality metrics with an explicit data range.
+
+All functions take ``x`` (estimate) and ``ref`` (reference) tensors of the same shape
+(B, C, *spatial) and return a float64 tensor of shape (B,): one value per batch element,
+computed over all channels and pixels of that element. Complex inputs are compared by modulus
+only where a function says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from operators._validate import check_positive, check_tensor
+
+
+def _pair(x: torch.Tensor, ref: torch.Tensor, real: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    check_tensor("x", x, real=real)
+    check_tensor("ref", ref, real=real)
+    if x.shape != ref.shape:
+        raise ValueError(f"x: expected the shape of ref {tuple(ref.shape)}, received {tuple(x.shape)}")
+    if x.ndim < 3:
+        raise ValueError(f"x: expected shape (B, C, *spatial), received {tuple(x.shape)}")
+    return x.detach().cpu().double().numpy(), ref.detach().cpu().double().numpy()
+
+
+def psnr(x: torch.Tensor, ref: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Peak signal-to-noise ratio in dB: 10 log10(data_range^2 / MSE(x, ref)).
+
+    Args:
+        x: estimate, (B, C, *spatial), real.
+        ref: reference of the same shape.
+        data_range: peak-to-peak range of the reference (e.g. 1.0 for images in [0, 1]).
+
+    Returns:
+        (B,) float64 tensor of PSNR values in dB.
+
+    Example:
+        >>> psnr(x_hat, x_true, data_range=1.0)
+    """
+    data_range = check_positive("data_range", data_range)
+    a, b = _pair(x, ref)
+    return torch.tensor([peak_signal_noise_ratio(r, e, data_range=data_range) for e, r in zip(a, b)])
+
+
+def ssim(x: torch.Tensor, ref: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Structural similarity (scikit-image, 7x7 uniform window), averaged over channels.
+
+    Args:
+        x: estimate, (B, C, H, W) or (B, C, D, H, W), real.
+        ref: reference of the same shape.
+        data_range: peak-to-peak range of the reference.
+
+    Returns:
+        (B,) float64 tensor of SSIM values in [-1, 1].
+    """
+    data_range = check_positive("data_range", data_range)
+    a, b = _pair(x, ref)
+    vals = [
+        np.mean([structural_similarity(rc, ec, data_range=data_range) for ec, rc in zip(e, r)])
+        for e, r in zip(a, b)
+    ]
+    return torch.tensor(vals)
+
+
+def relative_error(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Relative l2 error ||x - ref|| / ||ref|| per batch element (complex accepted).
+
+    Returns:
+        (B,) float64 tensor.
+    """
+    check_tensor("x", x, real=False)
+    check_tensor("ref", ref, real=False)
+    if x.shape != ref.shape:
+        raise ValueError(f"x: expected the shape of ref {tuple(ref.shape)}, received {tuple(x.shape)}")
+    d = (x - ref).reshape(x.shape[0], -1).abs().double().norm(dim=1)
+    return (d / ref.reshape(ref.shape[0], -1).abs().double().norm(dim=1)).cpu()
+
+
+def nrmse(x: torch.Tensor, ref: torch.Tensor, data_range: float) -> torch.Tensor:
+    """Root-mean-square error divided by ``data_range``: sqrt(mean|x - ref|^2) / data_range.
+
+    This is the range-normalised RMSE; the l2-normalised variant is :func:`relative_error`.
+
+    Returns:
+        (B,) float64 tensor.
+    """
+    data_range = check_positive("data_range", data_range)
+    check_tensor("x", x, real=False)
+    check_tensor("ref", ref, real=False)
+    if x.shape != ref.shape:
+        raise ValueError(f"x: expected the shape of ref {tuple(ref.shape)}, received {tuple(x.shape)}")
+    d = (x - ref).reshape(x.shape[0], -1).abs().double()
+    return (d.pow(2).mean(dim=1).sqrt() / data_range).cpu()

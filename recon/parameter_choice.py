@@ -1,0 +1,103 @@
+"""Regularization-parameter rules shared by the methods.
+
+The discrepancy principle (Morozov) picks alpha so that the data misfit of the regularized
+solution equals the noise norm times a safety factor:
+
+    || A x_alpha - y ||_2 = tau * ||e||_2 ,   tau slightly above 1 (default 1.01).
+
+The misfit grows monotonically with alpha for Tikhonov-type problems, so the rule is a scalar
+root search in log(alpha).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class DiscrepancyResult:
+    """Outcome of :func:`discrepancy_alpha`.
+
+    Attributes:
+        alpha: the chosen parameter.
+        x: the solution at ``alpha``.
+        misfit: ||A x - y|| at ``alpha``.
+        target: tau * ||e||.
+        trials: list of (alpha, misfit) pairs in the order they were evaluated.
+    """
+
+    alpha: float
+    x: torch.Tensor
+    misfit: float
+    target: float
+    trials: list[tuple[float, float]] = field(default_factory=list)
+
+
+def discrepancy_alpha(
+    solve: Callable[[float, torch.Tensor | None], torch.Tensor],
+    misfit: Callable[[torch.Tensor], float],
+    target: float,
+    alpha0: float,
+    rtol: float = 0.01,
+    max_evals: int = 15,
+) -> DiscrepancyResult:
+    """Find alpha with misfit(solve(alpha)) = target by bracketing then secant steps in log-log.
+
+    Args:
+        solve: ``solve(alpha, x_warm) -> x`` returns the regularized solution; ``x_warm`` is the
+            previous solution (or None) for warm starts.
+        misfit: ``misfit(x) -> ||A x - y||``.
+        target: the wanted misfit tau * ||e|| (> 0).
+        alpha0: first guess.
+        rtol: stop when |misfit / target - 1| <= rtol.
+        max_evals: budget of ``solve`` calls; the best bracketed value is returned when spent.
+
+    Returns:
+        :class:`DiscrepancyResult`.
+
+    Example:
+        >>> res = discrepancy_alpha(lambda a, x0: tik(a, x0), lambda x: (A(x) - y).norm().item(), 1.01 * delta, 1.0)
+    """
+    if not target > 0:
+        raise ValueError(f"target: expected a misfit > 0, received {target!r}")
+    if not alpha0 > 0:
+        raise ValueError(f"alpha0: expected a value > 0, received {alpha0!r}")
+    trials: list[tuple[float, float]] = []
+    sols: dict[float, torch.Tensor] = {}
+    x_prev: torch.Tensor | None = None
+
+    def evaluate(alpha: float) -> float:
+        nonlocal x_prev
+        x_prev = solve(alpha, x_prev)
+        m = float(misfit(x_prev))
+        trials.append((alpha, m))
+        sols[alpha] = x_prev
+        return m
+
+    def result(alpha: float) -> DiscrepancyResult:
+        return DiscrepancyResult(alpha, sols[alpha], dict(trials)[alpha], target, trials)
+
+    lo = hi = None  # (log alpha, log misfit - log target) with negative / positive sign
+    la = math.log(alpha0)
+    for _ in range(max_evals):
+        f = math.log(evaluate(math.exp(la))) - math.log(target)
+        if abs(math.expm1(f)) <= rtol:
+            return result(math.exp(la))
+        if f < 0:
+            lo = (la, f)
+        else:
+            hi = (la, f)
+        if lo is None:
+            la -= math.log(10.0)
+        elif hi is None:
+            la += math.log(10.0)
+        else:  # secant on the bracket, kept strictly inside it (falls back to bisection)
+            t = lo[1] / (lo[1] - hi[1])
+            t = min(max(t, 0.1), 0.9)
+            la = lo[0] + t * (hi[0] - lo[0])
+    best = min(trials, key=lambda am: abs(math.log(am[1] / target)))
+    return result(best[0])
