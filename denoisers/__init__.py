@@ -1,0 +1,1 @@
+"""Denoisers: networks and classical proxes, with offline weight loading (filled by later issues)."""

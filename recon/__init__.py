@@ -4,8 +4,13 @@ Every method returns ``(x, info)``::
 
     import recon
     x, info = recon.tv(physics, y, noise_level=0.02)
+
+Sub-packages: ``recon.solvers`` (generic iterative solvers), ``recon.regularizers`` (penalties
+and their proxes), ``recon.methods`` (one module per paper); modules ``recon.phantoms``,
+``recon.metrics``, ``recon.noise`` and ``recon.parameter_choice``.
 """
 
+from recon import metrics, noise, phantoms
 from recon.methods.classical import fbp, tikhonov, tv
 
-__all__ = ["fbp", "tikhonov", "tv"]
+__all__ = ["fbp", "metrics", "noise", "phantoms", "tikhonov", "tv"]

@@ -122,7 +122,7 @@ def tv(
     max_iter: int = 500,
     tol: float = 1e-4,
     x0: torch.Tensor | None = None,
-    step_ratio: float = 1.0,
+    step_ratio: float = 0.01,
     progress: bool | None = None,
     reference: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict]:

@@ -1,0 +1,1 @@
+"""Regularizers: penalties, their gradients and proximal maps (tv.py: isotropic TV)."""

@@ -1,0 +1,93 @@
+"""Classical reconstructions: exactness on small problems, the discrepancy principle, bad input."""
+
+import math
+
+import pytest
+import torch
+
+import recon
+from operators import ParallelBeamCT
+from recon.noise import add_relative_noise, noise_norm_estimate
+from recon.phantoms import coule_like
+from recon.regularizers.tv import gradient, gradient_adjoint
+
+
+@pytest.fixture(scope="module")
+def small():
+    physics = ParallelBeamCT(16, torch.linspace(0, math.pi, 21, dtype=torch.float64)[:-1], backend="numba")
+    x = coule_like(16, seed=5, dtype=torch.float64)
+    y = add_relative_noise(physics.A(x), 0.03, seed=0)
+    return physics, x, y
+
+
+def _dense(fn, n):
+    cols = [fn(e.reshape(1, 1, 16, 16)).reshape(-1) for e in torch.eye(n, dtype=torch.float64)]
+    return torch.stack(cols, dim=1)
+
+
+def test_tikhonov_fixed_alpha_matches_dense_solve(small):
+    physics, _, y = small
+    A = _dense(physics.A, 256)
+    DtD = _dense(lambda v: gradient_adjoint(gradient(v)), 256)
+    x_ref = torch.linalg.solve(A.T @ A + 0.5 * DtD, A.T @ y.reshape(-1))
+    x, info = recon.tikhonov(physics, y, alpha=0.5, cg_iter=500, cg_tol=1e-12)
+    assert info["alpha"] == [0.5]
+    assert torch.allclose(x.reshape(-1), x_ref, rtol=1e-6, atol=1e-8)
+
+
+def test_tikhonov_discrepancy_hits_the_target(small):
+    physics, _, y = small
+    x, info = recon.tikhonov(physics, y, noise_level=0.03, tau=1.01)
+    target = 1.01 * float(noise_norm_estimate(y, 0.03)[0])
+    assert abs(float((physics.A(x) - y).norm()) / target - 1) <= 0.011
+
+
+def test_tv_discrepancy_alpha_is_consistent_with_the_penalised_problem(small):
+    physics, _, y = small
+    x_c, info_c = recon.tv(physics, y, noise_level=0.03, max_iter=3000, tol=1e-7, progress=False)
+    target = 1.01 * float(noise_norm_estimate(y, 0.03)[0])
+    assert float((physics.A(x_c) - y).norm()) <= target * 1.001
+    x_p, _ = recon.tv(physics, y, alpha=info_c["alpha"][0], max_iter=3000, tol=1e-7, progress=False)
+    # the constrained solution equals the penalised one at the recovered alpha
+    assert float((x_p - x_c).norm() / x_c.norm()) < 1e-2
+
+
+def test_tv_history_reports_psnr_only_with_reference(small):
+    physics, x, y = small
+    _, info = recon.tv(physics, y, alpha=0.1, max_iter=20, tol=0.0, reference=x, progress=False)
+    assert len(info["history"].psnr) == 20 and info["iterations"] == 20
+    _, info = recon.tv(physics, y, alpha=0.1, max_iter=20, tol=0.0, progress=False)
+    assert info["history"].psnr == []
+
+
+@pytest.mark.parametrize("method", [recon.tikhonov, recon.tv])
+def test_alpha_and_noise_level_are_exclusive(small, method):
+    physics, _, y = small
+    with pytest.raises(ValueError, match="alpha / noise_level"):
+        method(physics, y)
+    with pytest.raises(ValueError, match="alpha / noise_level"):
+        method(physics, y, alpha=1.0, noise_level=0.02)
+    with pytest.raises(ValueError, match="noise_level"):
+        method(physics, y, noise_level=-0.1)
+
+
+@pytest.mark.parametrize("method", [recon.fbp, recon.tikhonov, recon.tv])
+def test_bad_measurements(small, method):
+    physics, _, y = small
+    kwargs = {} if method is recon.fbp else {"alpha": 1.0}
+    bad = y.clone()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="y: expected finite"):
+        method(physics, bad, **kwargs)
+    with pytest.raises(ValueError, match="y"):
+        method(physics, y[..., :-1], **kwargs)
+    with pytest.raises(TypeError, match="physics"):
+        method("not an operator", y, **kwargs)
+    with pytest.raises(TypeError, match="y"):
+        method(physics, y.numpy(), **kwargs)
+
+
+def test_fbp_unknown_filter(small):
+    physics, _, y = small
+    with pytest.raises(ValueError, match="filter"):
+        recon.fbp(physics, y, filter="butterworth")
