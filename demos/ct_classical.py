@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small setting that runs in under a minute")
     ap.add_argument("--out", type=Path, default=Path("out/ct_classical"), help="output folder")
-    ap.add_argument("--backend", default="astra", help="CT backend: astra or numba")
+    # numba is the default here: on the 2-core CPU it measured 13 ms per A + A^T at 256^2 / 120
+    # views against astra CPU's 40 ms (same Joseph discretisation, sinograms equal to 3e-5).
+    ap.add_argument("--backend", default="numba", help="CT backend: numba (default) or astra")
     args = ap.parse_args(argv)
     cfg = setting(args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
