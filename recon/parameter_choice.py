@@ -101,3 +101,52 @@ def discrepancy_alpha(
             la = lo[0] + t * (hi[0] - lo[0])
     best = min(trials, key=lambda am: abs(math.log(am[1] / target)))
     return result(best[0])
+
+
+def minimize_log_alpha(
+    fn: Callable[[float], float], alpha_lo: float, alpha_hi: float, n_grid: int = 7, n_refine: int = 8
+) -> tuple[float, list[tuple[float, float]]]:
+    """Minimise a scalar criterion of alpha over [alpha_lo, alpha_hi], searching in log(alpha).
+
+    A coarse log-spaced grid of ``n_grid`` points locates the best bracket (robust to the flat
+    or multi-modal stretches GCV curves have), then ``n_refine`` golden-section steps refine it.
+
+    Args:
+        fn: the criterion, e.g. the GCV function.
+        alpha_lo: smallest alpha searched (> 0).
+        alpha_hi: largest alpha searched (> alpha_lo).
+        n_grid: points of the coarse grid (>= 3).
+        n_refine: golden-section evaluations after the grid.
+
+    Returns:
+        ``(alpha, trials)``: the best alpha evaluated and every (alpha, fn(alpha)) pair.
+    """
+    if not 0 < alpha_lo < alpha_hi:
+        raise ValueError(f"alpha_lo, alpha_hi: expected 0 < alpha_lo < alpha_hi, received {alpha_lo!r}, {alpha_hi!r}")
+    if n_grid < 3:
+        raise ValueError(f"n_grid: expected an integer >= 3, received {n_grid!r}")
+    trials: list[tuple[float, float]] = []
+
+    def f(la: float) -> float:
+        v = float(fn(math.exp(la)))
+        trials.append((math.exp(la), v))
+        return v
+
+    grid = [math.log(alpha_lo) + k * (math.log(alpha_hi) - math.log(alpha_lo)) / (n_grid - 1) for k in range(n_grid)]
+    values = [f(la) for la in grid]
+    k = min(range(n_grid), key=values.__getitem__)
+    a, b = grid[max(k - 1, 0)], grid[min(k + 1, n_grid - 1)]
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(max(n_refine - 2, 0)):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    best = min(trials, key=lambda t: t[1])
+    return best[0], trials

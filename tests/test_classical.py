@@ -42,6 +42,36 @@ def test_tikhonov_discrepancy_hits_the_target(small):
     assert abs(float((physics.A(x) - y).norm()) / target - 1) <= 0.011
 
 
+def test_tikhonov_gcv_matches_the_exact_gcv_minimum(small):
+    physics, _, y = small
+    A = _dense(physics.A, 256)
+    DtD = _dense(lambda v: gradient_adjoint(gradient(v)), 256)
+    yv, m = y.reshape(-1), y.numel()
+
+    def exact_gcv(a):
+        H = A @ torch.linalg.solve(A.T @ A + a * DtD, A.T)  # influence matrix
+        r = H @ yv - yv
+        return float(m * r @ r / (m - torch.trace(H)) ** 2)
+
+    x, info = recon.tikhonov(physics, y, rule="gcv", n_probes=8, cg_iter=500, cg_tol=1e-10)
+    alpha = info["alpha"][0]
+    fine = torch.logspace(math.log10(alpha) - 2, math.log10(alpha) + 2, 81, dtype=torch.float64)
+    best = min(exact_gcv(float(a)) for a in fine)
+    # the Hutchinson trace makes the curve approximate: its minimiser must be near-optimal
+    assert exact_gcv(alpha) <= 1.01 * best  # measured 1.0003
+    x_ref = torch.linalg.solve(A.T @ A + alpha * DtD, A.T @ yv)
+    assert torch.allclose(x.reshape(-1), x_ref, rtol=1e-5, atol=1e-7)
+    assert info["rule"] == "gcv"
+
+
+def test_tikhonov_gcv_rejects_a_noise_level(small):
+    physics, _, y = small
+    with pytest.raises(ValueError, match="noise_level"):
+        recon.tikhonov(physics, y, rule="gcv", noise_level=0.02)
+    with pytest.raises(ValueError, match="rule"):
+        recon.tikhonov(physics, y, rule="lcurve")
+
+
 def test_tv_discrepancy_alpha_is_consistent_with_the_penalised_problem(small):
     physics, _, y = small
     x_c, info_c = recon.tv(physics, y, noise_level=0.03, max_iter=3000, tol=1e-7, progress=False)
