@@ -15,13 +15,19 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from operators._validate import check_positive, check_tensor
 
 
-def _pair(x: torch.Tensor, ref: torch.Tensor, real: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _checked_diff(x: torch.Tensor, ref: torch.Tensor, real: bool) -> torch.Tensor:
+    """Validate the pair and return ``x - ref`` flattened per batch element, (B, n), float64 modulus."""
     check_tensor("x", x, real=real)
     check_tensor("ref", ref, real=real)
     if x.shape != ref.shape:
         raise ValueError(f"x: expected the shape of ref {tuple(ref.shape)}, received {tuple(x.shape)}")
     if x.ndim < 3:
         raise ValueError(f"x: expected shape (B, C, *spatial), received {tuple(x.shape)}")
+    return (x - ref).detach().reshape(x.shape[0], -1).abs().double().cpu()
+
+
+def _pair(x: torch.Tensor, ref: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    _checked_diff(x, ref, real=True)
     return x.detach().cpu().double().numpy(), ref.detach().cpu().double().numpy()
 
 
@@ -70,12 +76,8 @@ def relative_error(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     Returns:
         (B,) float64 tensor.
     """
-    check_tensor("x", x, real=False)
-    check_tensor("ref", ref, real=False)
-    if x.shape != ref.shape:
-        raise ValueError(f"x: expected the shape of ref {tuple(ref.shape)}, received {tuple(x.shape)}")
-    d = (x - ref).reshape(x.shape[0], -1).abs().double().norm(dim=1)
-    return (d / ref.reshape(ref.shape[0], -1).abs().double().norm(dim=1)).cpu()
+    d = _checked_diff(x, ref, real=False).norm(dim=1)
+    return d / ref.detach().reshape(ref.shape[0], -1).abs().double().norm(dim=1).cpu()
 
 
 def nrmse(x: torch.Tensor, ref: torch.Tensor, data_range: float) -> torch.Tensor:
@@ -87,9 +89,4 @@ def nrmse(x: torch.Tensor, ref: torch.Tensor, data_range: float) -> torch.Tensor
         (B,) float64 tensor.
     """
     data_range = check_positive("data_range", data_range)
-    check_tensor("x", x, real=False)
-    check_tensor("ref", ref, real=False)
-    if x.shape != ref.shape:
-        raise ValueError(f"x: expected the shape of ref {tuple(ref.shape)}, received {tuple(x.shape)}")
-    d = (x - ref).reshape(x.shape[0], -1).abs().double()
-    return (d.pow(2).mean(dim=1).sqrt() / data_range).cpu()
+    return _checked_diff(x, ref, real=False).pow(2).mean(dim=1).sqrt() / data_range
