@@ -211,7 +211,8 @@ def test_fbp_fan_shepp_logan(backend):
 def test_fbp_short_scan_warns():
     op = FanBeamCT(16, torch.linspace(0, math.pi, 30), 32, 40.0, 10.0, backend="numba")
     with pytest.warns(UserWarning, match="full turn"):
-        op.fbp(torch.zeros(1, 1, 30, 32))
+        x = op.fbp(torch.zeros(1, 1, 30, 32))
+    assert x.shape == (1, 1, 16, 16)
 
 
 def test_fbp_is_differentiable():
