@@ -13,25 +13,22 @@ import math
 import torch
 from deepinv.physics import LinearPhysics
 
-from operators._validate import check_option, check_positive, check_tensor
+from operators._validate import check_option, check_positive
 from recon.noise import noise_norm_estimate
 from recon.parameter_choice import discrepancy_alpha, minimize_log_alpha
-from recon.regularizers.tv import GRADIENT_SQNORM_2D, gradient, gradient_adjoint, project_l2_ball_pixelwise, tv_value
-from recon.solvers import PDHG, op_norm, solve_spd
+from recon.methods.analysis_prior import AnalysisPrior, check_exclusive, check_problem, reconstruct
+from recon.regularizers.tv import GRADIENT_SQNORM_2D, gradient, gradient_adjoint, l21_norm, project_l2_ball_pixelwise
+from recon.solvers import op_norm, solve_spd
 
 
-def _check_problem(physics: object, y: object) -> torch.Tensor:
-    if not isinstance(physics, LinearPhysics):
-        raise TypeError(f"physics: expected a deepinv LinearPhysics, received {type(physics).__name__}")
-    return check_tensor("y", y)
-
-
-def _exclusive(alpha: float | None, noise_level: float | None) -> None:
-    if (alpha is None) == (noise_level is None):
-        raise ValueError(
-            f"alpha / noise_level: expected exactly one of them (alpha fixed, or noise_level for the "
-            f"discrepancy principle), received alpha={alpha!r}, noise_level={noise_level!r}"
-        )
+#: isotropic TV as an analysis prior: L = forward differences, R = sum of pixel-wise l2 norms
+TV_PRIOR = AnalysisPrior(
+    op=gradient,
+    adjoint=gradient_adjoint,
+    norm=math.sqrt(GRADIENT_SQNORM_2D),
+    project=project_l2_ball_pixelwise,
+    value=l21_norm,
+)
 
 
 def fbp(physics: LinearPhysics, y: torch.Tensor, filter: str = "ram-lak") -> tuple[torch.Tensor, dict]:
@@ -48,7 +45,7 @@ def fbp(physics: LinearPhysics, y: torch.Tensor, filter: str = "ram-lak") -> tup
     Example:
         >>> x, _ = recon.fbp(physics, y, filter="hann")
     """
-    _check_problem(physics, y)
+    check_problem(physics, y)
     if not hasattr(physics, "fbp"):
         raise TypeError(f"physics: expected a CT operator with an fbp method, received {type(physics).__name__}")
     return physics.fbp(y, filter=filter), {"filter": filter}
@@ -96,10 +93,10 @@ def tikhonov(
         >>> x, info = recon.tikhonov(physics, y, noise_level=0.02)
         >>> x, info = recon.tikhonov(physics, y, rule="gcv")
     """
-    y = _check_problem(physics, y)
+    y = check_problem(physics, y)
     check_option("rule", rule, ("discrepancy", "gcv"))
     if rule == "discrepancy" or alpha is not None:
-        _exclusive(alpha, noise_level)
+        check_exclusive(alpha, noise_level)
     elif noise_level is not None:
         raise ValueError(f"noise_level: expected None with rule='gcv' (GCV needs no noise level), received {noise_level!r}")
 
@@ -200,57 +197,8 @@ def tv(
     Example:
         >>> x, info = recon.tv(physics, y, noise_level=0.02)
     """
-    y = _check_problem(physics, y)
-    _exclusive(alpha, noise_level)
-    b = y.shape[0]
-    shape_b = (b,) + (1,) * (y.ndim - 1)
-    x_init = torch.zeros_like(physics.A_adjoint(y)) if x0 is None else check_tensor("x0", x0)
-    s = op_norm(physics, x0=x_init, max_iter=30, tol=1e-3) / math.sqrt(GRADIENT_SQNORM_2D)
-    ys = y / s
-    if alpha is not None:
-        weight = check_positive("alpha", alpha)
-        radius = None
-    else:
-        check_positive("noise_level", noise_level)
-        weight = 1.0
-        radius = (tau * noise_norm_estimate(y, noise_level) / s).reshape(shape_b)
-
-    def prox_f_conj(dual: list[torch.Tensor], sigma: float) -> list[torch.Tensor]:
-        q, p = dual
-        w = q - sigma * ys
-        if radius is None:  # f1 = s^2/2 ||. - y/s||^2  ->  prox of sigma f1*
-            q = w / (1.0 + sigma / s**2)
-        else:  # f1 = indicator of the ball  ->  vector soft threshold
-            nw = w.reshape(b, -1).norm(dim=1).reshape(shape_b)
-            q = w * torch.clamp(1.0 - sigma * radius / torch.clamp(nw, min=1e-30), min=0.0)
-        return [q, project_l2_ball_pixelwise(p, weight)]
-
-    def K(x: torch.Tensor) -> list[torch.Tensor]:
-        return [physics.A(x) / s, gradient(x)]
-
-    def K_adjoint(dual: list[torch.Tensor]) -> list[torch.Tensor]:
-        return physics.A_adjoint(dual[0]) / s + gradient_adjoint(dual[1])
-
-    def prox_g(v: torch.Tensor, step: float) -> torch.Tensor:
-        return torch.clamp(v, min=0.0) if nonneg else v
-
-    def objective(x: torch.Tensor) -> float:
-        tv_sum = float(tv_value(x).sum())
-        if radius is None:
-            return 0.5 * float((physics.A(x) - y).pow(2).sum()) + weight * tv_sum
-        return tv_sum
-
-    step = 0.99 / math.sqrt(2.0 * GRADIENT_SQNORM_2D)
-    ratio = check_positive("step_ratio", step_ratio)
-    solver = PDHG(
-        K, K_adjoint, prox_g, prox_f_conj, tau=step * ratio, sigma=step / ratio, objective=objective,
-        max_iter=max_iter, tol=tol, progress=progress, reference=reference,
+    y = check_problem(physics, y)
+    x, alphas, hist = reconstruct(
+        physics, y, TV_PRIOR, alpha, noise_level, tau, nonneg, max_iter, tol, x0, step_ratio, progress, reference
     )
-    x, hist = solver.run(x_init)
-    if radius is None:
-        alphas = [weight] * b
-    else:
-        q = solver.last_dual[0]
-        mis = (physics.A(x) - y).reshape(b, -1).norm(dim=1)
-        alphas = (s * mis / q.reshape(b, -1).norm(dim=1).clamp(min=1e-30)).tolist()
-    return x, {"alpha": alphas, "history": hist, "iterations": hist.iterations, "scale": s}
+    return x, {"alpha": alphas, "history": hist, "iterations": hist.iterations}

@@ -24,10 +24,14 @@ gradient_adjoint = TVDenoiser.nabla_adjoint
 GRADIENT_SQNORM_2D = 8.0
 
 
+def l21_norm(g: torch.Tensor) -> torch.Tensor:
+    """sum over pixels of ||g[..., :]||_2 for g of shape (B, C, *spatial, ndim); shape (B,)."""
+    return g.pow(2).sum(dim=-1).sqrt().reshape(g.shape[0], -1).sum(dim=1)
+
+
 def tv_value(x: torch.Tensor) -> torch.Tensor:
     """Isotropic TV of each batch element, sum over channels and pixels; shape (B,)."""
-    g = gradient(x)
-    return g.pow(2).sum(dim=-1).sqrt().reshape(x.shape[0], -1).sum(dim=1)
+    return l21_norm(gradient(x))
 
 
 def project_l2_ball_pixelwise(p: torch.Tensor, radius: float | torch.Tensor) -> torch.Tensor:

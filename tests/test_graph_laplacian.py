@@ -1,0 +1,153 @@
+"""Graph Laplacian of graphLa+Psi: structure, exactness against a slow reference, torch apply, errors."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from operators.kernels.graph_weights import window_nnz
+from recon.regularizers.graph_laplacian import GraphLaplacian, build_graph_laplacian
+
+
+def _reference_dense(img: np.ndarray, R: int, sigma: float) -> np.ndarray:
+    """Slow pure-python definition: every pair of pixels, then W / ||W||_F and D - W."""
+    n, m = img.shape
+    pix = [(a, b) for a in range(n) for b in range(m)]
+    w = np.zeros((n * m, n * m))
+    for i, (a, b) in enumerate(pix):
+        for j, (c, d) in enumerate(pix):
+            if i != j and max(abs(a - c), abs(b - d)) <= R - 1:
+                w[i, j] = np.exp(-((img[a, b] - img[c, d]) ** 2) / sigma)
+    w /= np.linalg.norm(w, "fro")
+    return np.diag(w.sum(axis=1)) - w
+
+
+@pytest.fixture(scope="module")
+def smooth_image() -> np.ndarray:
+    """A 24 x 20 image on [0, 1] with smooth parts and an edge, so weights span many magnitudes."""
+    a, b = np.meshgrid(np.linspace(0, 1, 24), np.linspace(0, 1, 20), indexing="ij")
+    return 0.3 * a + 0.1 * np.sin(6 * b) + 0.5 * (a + b > 1.0)
+
+
+def test_matches_slow_reference():
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 1, (7, 6))
+    lap = build_graph_laplacian(img, R=3, sigma=0.05)
+    ref = _reference_dense(img, 3, 0.05)
+    assert np.abs(lap.matrix.toarray() - ref).max() < 1e-12
+    assert lap.matrix.has_sorted_indices and lap.matrix.dtype == np.float64
+
+
+@pytest.mark.parametrize("R", [2, 5])
+def test_symmetric_zero_rows_unit_frobenius(smooth_image, R):
+    lap = build_graph_laplacian(smooth_image, R=R, sigma=1e-3)
+    L = lap.matrix
+    assert abs(L - L.T).max() == 0.0  # exactly symmetric: (a - b)^2 == (b - a)^2
+    assert np.abs(np.asarray(L.sum(axis=1))).max() < 1e-14
+    w = -(L - sp.diags(L.diagonal()))
+    assert abs(sp.linalg.norm(w, "fro") - 1.0) < 1e-12
+    assert w.min() >= 0.0
+    assert lap.T is lap
+
+
+def test_positive_semidefinite(smooth_image):
+    small = build_graph_laplacian(smooth_image[:8, :7], R=3, sigma=1e-2).matrix.toarray()
+    assert np.linalg.eigvalsh(small).min() >= -1e-10
+    L = build_graph_laplacian(smooth_image, R=5, sigma=1e-3).matrix
+    x = np.random.default_rng(1).standard_normal((L.shape[0], 16))
+    assert (np.einsum("ik,ik->k", x, L @ x) >= -1e-12).all()
+
+
+def test_constant_image_is_uniform_window_graph():
+    lap = build_graph_laplacian(np.full((9, 11), 0.7), R=3)
+    L = lap.matrix.tocoo()
+    off = L.data[L.row != L.col]
+    n_edges = off.size
+    assert n_edges == window_nnz(9, 11, 2) - 99
+    assert np.allclose(off, -1.0 / np.sqrt(n_edges), rtol=0, atol=1e-15)
+    # pattern: exactly the pairs with ||p_i - p_j||_inf <= R - 1
+    ra, rb = np.divmod(L.row, 11)
+    ca, cb = np.divmod(L.col, 11)
+    assert np.maximum(abs(ra - ca), abs(rb - cb)).max() == 2
+
+
+@pytest.mark.parametrize("n, m, r", [(1, 1, 1), (3, 2, 1), (5, 7, 2), (4, 9, 4), (6, 6, 10)])
+def test_nnz_closed_form(n, m, r):
+    a, b = np.divmod(np.arange(n * m), m)
+    brute = int((np.maximum(abs(a[:, None] - a[None]), abs(b[:, None] - b[None])) <= r).sum())
+    assert window_nnz(n, m, r) == brute
+    if n * m > 1:
+        assert build_graph_laplacian(np.zeros((n, m)), R=r + 1).nnz == brute
+
+
+def test_nnz_256_default_window():
+    assert window_nnz(256, 256, 4) == 2284**2 == 5_216_656
+
+
+def test_input_forms_agree(smooth_image):
+    ref = build_graph_laplacian(smooth_image).matrix
+    for img in (torch.from_numpy(smooth_image), torch.from_numpy(smooth_image)[None, None], smooth_image.astype(np.float32)):
+        other = build_graph_laplacian(img).matrix
+        tol = 0.0 if getattr(img, "dtype", None) != np.float32 else 1e-3
+        assert abs(other - ref).max() <= tol
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_torch_apply_equals_scipy(smooth_image, dtype, tol):
+    lap = build_graph_laplacian(smooth_image, R=4, sigma=1e-2)
+    x = torch.randn(2, 3, 24, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = lap.apply(x.to(dtype))
+    assert y.shape == x.shape and y.dtype == dtype
+    ref = (lap.matrix @ x.reshape(6, -1).numpy().T).T.reshape(x.shape)
+    assert np.abs(y.double().numpy() - ref).max() < tol * np.abs(ref).max()
+    assert torch.equal(lap(x.to(dtype)), y)
+    assert lap.to_torch(dtype).layout == torch.sparse_csr
+
+
+def test_apply_autograd_and_lq_value(smooth_image):
+    lap = build_graph_laplacian(smooth_image, R=3, sigma=1e-2)
+    x = torch.randn(2, 1, 24, 20, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 1, 24, 20, dtype=torch.float64)
+    (lap.apply(x) * g).sum().backward()
+    assert torch.allclose(x.grad, lap.apply(g), atol=1e-14)
+    lx = lap.apply(x.detach())
+    assert torch.allclose(lap.lq_value(x.detach(), q=1), lx.abs().sum(dim=(1, 2, 3)))
+    assert torch.allclose(lap.lq_value(x.detach(), q=2), lx.pow(2).sum(dim=(1, 2, 3)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, name",
+    [
+        (dict(sigma=0.0), ValueError, "sigma"),
+        (dict(sigma=-1e-3), ValueError, "sigma"),
+        (dict(sigma=float("nan")), ValueError, "sigma"),
+        (dict(R=1), ValueError, "R"),
+        (dict(R=2.5), TypeError, "R"),
+        (dict(R=True), TypeError, "R"),
+        (dict(image=np.zeros((4, 4, 4))), ValueError, "image"),
+        (dict(image=torch.zeros(2, 1, 4, 4)), ValueError, "image"),
+        (dict(image=np.array([[0.0, np.nan], [1.0, 1.0]])), ValueError, "image"),
+        (dict(image=torch.tensor([[0.0, float("inf")], [1.0, 1.0]])), ValueError, "image"),
+        (dict(image=np.zeros((4, 4), dtype=complex)), TypeError, "image"),
+        (dict(image=[[0.0, 1.0]]), TypeError, "image"),
+        (dict(image=np.zeros((1, 1))), ValueError, "image"),  # no edges at all
+        (dict(image=np.array([[0.0, 1.0]]), sigma=1e-4), ValueError, "image"),  # every weight underflows
+    ],
+)
+def test_bad_input_errors(kwargs, exc, name):
+    args = dict(image=np.zeros((4, 5)), R=5, sigma=1e-3) | kwargs
+    with pytest.raises(exc, match=rf"^{name}:"):
+        build_graph_laplacian(**args)
+
+
+def test_apply_bad_input(smooth_image):
+    lap = build_graph_laplacian(smooth_image, R=2)
+    assert isinstance(lap, GraphLaplacian)
+    with pytest.raises(ValueError, match="^x:"):
+        lap.apply(torch.zeros(1, 1, 20, 24))
+    with pytest.raises(ValueError, match="^x:"):
+        lap.apply(torch.zeros(24, 20))
+    with pytest.raises(TypeError, match="^dtype:"):
+        lap.to_torch(torch.int64)
+    with pytest.raises(ValueError, match="^q:"):
+        lap.lq_value(torch.zeros(1, 1, 24, 20), q=0)
