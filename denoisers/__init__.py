@@ -1,1 +1,9 @@
-"""Denoisers: networks and classical proxes, with offline weight loading (filled by later issues)."""
+"""Denoisers: networks and classical proxes, with offline weight loading.
+
+``load(name)`` returns a shipped network (weights from ``data/weights``, checked by sha256);
+``python -m denoisers.train NAME`` reproduces the weights. Shipped names: ``"ct_unet"``.
+"""
+
+from denoisers.zoo import available, load
+
+__all__ = ["load", "available"]

@@ -12,5 +12,6 @@ and their proxes), ``recon.methods`` (one module per paper); modules ``recon.pha
 
 from recon import metrics, noise, phantoms
 from recon.methods.classical import fbp, tikhonov, tv
+from recon.methods.graphla import graphla
 
-__all__ = ["fbp", "metrics", "noise", "phantoms", "tikhonov", "tv"]
+__all__ = ["fbp", "graphla", "metrics", "noise", "phantoms", "tikhonov", "tv"]

@@ -1,0 +1,84 @@
+"""Shipped denoiser weights: offline loading, sha256 check, card PSNR reproduced, shapes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from denoisers import load, zoo
+from denoisers.train import WEIGHTS_DIR, ct_pairs, evaluate_ct_unet
+from denoisers.unet import CTUNet
+
+
+@pytest.fixture(scope="module")
+def ct_unet():
+    return load("ct_unet")
+
+
+def test_ct_unet_loads_offline_in_eval_mode(ct_unet):
+    assert isinstance(ct_unet, CTUNet)
+    assert not ct_unet.training
+    assert (WEIGHTS_DIR / "ct_unet.pt").stat().st_size < 5 * 1024**2
+
+
+def test_ct_unet_reproduces_card_psnr(ct_unet):
+    info = zoo.card("ct_unet")
+    first, last = info["validation"]["seeds"]
+    assert last < 900_000  # held-out images are not test images and not training images
+    assert first > info["data"]["train_seeds"][1]
+    torch.set_num_threads(2)
+    x_fbp, x_true = ct_pairs(range(first, last + 1), size=info["data"]["image_size"])
+    p_fbp, p_net = evaluate_ct_unet(ct_unet, x_fbp, x_true)
+    assert p_fbp == pytest.approx(info["validation"]["psnr_fbp_256"], abs=0.05)
+    assert p_net == pytest.approx(info["validation"]["psnr_net_256"], abs=0.05)
+    assert p_net > p_fbp + 3.0
+
+
+@pytest.mark.parametrize("n", [128, 256])
+def test_ct_unet_output_shape_equals_input_shape(ct_unet, n):
+    x = torch.rand(2, 1, n, n, generator=torch.Generator().manual_seed(n))
+    with torch.no_grad():
+        out = ct_unet(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+
+
+def test_ct_unet_rejects_bad_input_shape(ct_unet):
+    with pytest.raises(ValueError, match="x: expected height and width divisible by 8"):
+        ct_unet(torch.zeros(1, 1, 100, 100))
+    with pytest.raises(ValueError, match="x: expected 1 channel"):
+        ct_unet(torch.zeros(1, 2, 64, 64))
+
+
+def test_unknown_name_lists_known_ones():
+    with pytest.raises(ValueError, match="ct_unet"):
+        load("no_such_net")
+
+
+def test_wrong_sha256_raises(tmp_path):
+    for suffix in (".pt", ".json"):
+        shutil.copy(WEIGHTS_DIR / f"ct_unet{suffix}", tmp_path / f"ct_unet{suffix}")
+    assert isinstance(load("ct_unet", weights_dir=tmp_path), CTUNet)  # the intact copy loads
+    card_path = tmp_path / "ct_unet.json"
+    info = json.loads(card_path.read_text())
+    info["sha256"] = "0" * 64
+    card_path.write_text(json.dumps(info))
+    with pytest.raises(ValueError, match="sha256"):
+        load("ct_unet", weights_dir=tmp_path)
+
+
+def test_tampered_weights_raise(tmp_path, monkeypatch):
+    for suffix in (".pt", ".json"):
+        shutil.copy(WEIGHTS_DIR / f"ct_unet{suffix}", tmp_path / f"ct_unet{suffix}")
+    with open(tmp_path / "ct_unet.pt", "ab") as f:
+        f.write(b"\0")
+    monkeypatch.setattr(zoo, "WEIGHTS_DIR", tmp_path)
+    with pytest.raises(ValueError, match="sha256"):
+        load("ct_unet")
+
+
+def test_missing_weights_name_the_reproduce_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m denoisers.train ct_unet"):
+        load("ct_unet", weights_dir=tmp_path)
