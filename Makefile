@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) demos/ct_classical.py
+	$(PY) demos/ct_graphla.py --quick
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 tests
@@ -22,6 +22,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/ct_operators.py
 	$(PY) benchmarks/tv_reconstruction.py
+	$(PY) benchmarks/graph_laplacian.py
 
 clean-venv:
 	rm -rf $(VENV)

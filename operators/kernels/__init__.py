@@ -5,8 +5,10 @@ devices and autograd) and never sees numba directly.
 
 * :mod:`operators.kernels.joseph`: ray-driven Joseph projector and its exact transpose (2D CT,
   parallel and fan beam share the kernels through a (point, direction) ray description).
+* :mod:`operators.kernels.graph_weights`: the graphLa+Psi window-graph Laplacian written straight
+  into CSR arrays, parallel over pixels.
 """
 
-from operators.kernels import joseph
+from operators.kernels import graph_weights, joseph
 
-__all__ = ["joseph"]
+__all__ = ["graph_weights", "joseph"]
