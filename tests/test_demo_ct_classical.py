@@ -6,12 +6,8 @@ margin; the measured mean is in the comment beside each. The run also checks the
 files and the ordering FBP < Tikhonov < TV at both noise levels.
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-DEMO = Path(__file__).resolve().parents[1] / "demos" / "ct_classical.py"
+from demo_runner import run_quick_demo
 
 # (noise, method): threshold in dB   # measured mean PSNR
 THRESHOLDS = {
@@ -26,12 +22,8 @@ THRESHOLDS = {
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("ct_classical_demo", DEMO)
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
     out = tmp_path_factory.mktemp("ct_classical")
-    rows = demo.main(["--quick", "--out", str(out)])
-    return out, {(r["noise"], r["method"]): r for r in rows}
+    return out, run_quick_demo("ct_classical", out)
 
 
 def test_quick_demo_writes_its_outputs(quick_run):

@@ -5,12 +5,8 @@ in the comment beside each. The gain checks follow the issue: every La+Psi above
 least 1.5 dB at 2 % noise (measured gains 3.1-8.1 dB) and 0.5 dB at 4 % (measured 0.96-5.4 dB).
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-DEMO = Path(__file__).resolve().parents[1] / "demos" / "ct_graphla.py"
+from demo_runner import run_quick_demo
 
 THRESHOLDS = {  # (noise, method): threshold   # measured mean PSNR (dB)
     (0.02, "La+FBP"): 28.1,  # 28.64
@@ -28,14 +24,11 @@ MIN_GAIN = {0.02: 1.5, 0.04: 0.5}
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("ct_graphla_demo", DEMO)
-    demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo)
     out = tmp_path_factory.mktemp("ct_graphla")
-    result = demo.main(["--quick", "--out", str(out)])
+    result = run_quick_demo("ct_graphla", out)
     for name in ("table.md", "table.csv", "figure.png", "noise_sweep.png"):
         assert (out / name).stat().st_size > 0
-    return {(r["noise"], r["method"]): r for r in result}
+    return result
 
 
 @pytest.mark.parametrize("key", sorted(THRESHOLDS))
