@@ -1,7 +1,8 @@
 """Denoisers: networks and classical proxes, with offline weight loading.
 
 ``load(name)`` returns a shipped network (weights from ``data/weights``, checked by sha256);
-``python -m denoisers.train NAME`` reproduces the weights. Shipped names: ``"ct_unet"``.
+``python -m denoisers.train NAME`` reproduces the weights. Shipped names: ``"ct_unet"`` (2D CT
+post-processing U-Net) and ``"mimo_unet3d"`` (3D U-Net magnitude denoiser for MIMO imaging).
 """
 
 from denoisers.zoo import available, load

@@ -17,6 +17,15 @@ Known names:
   :data:`recon.phantoms.TEST_SEEDS`). The net is trained on random ``crop x crop`` patches of
   the 256x256 pairs (it is fully convolutional) with the L1 loss and Adam (lr 1e-3, cosine
   decay to 0), and validated on the full 256x256 images.
+* ``mimo_unet3d``: :class:`denoisers.unet3d.UNet3D` Gaussian denoiser of 3D magnitudes (the deep
+  prior of magnitude plug-and-play MIMO imaging). Data: magnitudes ``|mimo_scene(shape, seed)|``
+  (:func:`recon.phantoms.mimo_scene`, grid 25x25x49) of training seeds ``0 .. n_train-1`` and
+  validation seeds ``200000 .. 200000+n_val-1``. Each epoch draws one random
+  ``crop_shape`` patch per training volume, a noise level ``sigma ~ U[0, sigma_max]`` per patch
+  and noisy = :func:`magnitude_noisy` (the magnitude of the complex scene plus circular complex
+  Gaussian noise of standard deviation sigma, all from one seeded generator); the loss is the
+  MSE to the clean patch, with Adam (lr 1e-3, cosine decay to 0). Validation: PSNR of the noisy
+  and the denoised full 25x25x49 volumes at sigma 0.05 and 0.1.
 
 Training is seeded and deterministic on CPU (``torch.manual_seed``,
 ``torch.use_deterministic_algorithms(True)``, a fixed data order from a seeded generator), so
@@ -25,6 +34,7 @@ machines.
 
 Example:
     $ python -m denoisers.train ct_unet --epochs 36 --seed 0
+    $ python -m denoisers.train mimo_unet3d --threads 1
 """
 
 from __future__ import annotations
@@ -42,7 +52,19 @@ import torch
 
 from denoisers.zoo import WEIGHTS_DIR, sha256_file
 
-__all__ = ["REGISTRY", "TrainSpec", "WEIGHTS_DIR", "ct_pairs", "ct_geometry", "evaluate_ct_unet", "sha256_file", "main"]
+__all__ = [
+    "REGISTRY",
+    "TrainSpec",
+    "WEIGHTS_DIR",
+    "ct_pairs",
+    "ct_geometry",
+    "evaluate_ct_unet",
+    "mimo_magnitudes",
+    "evaluate_mimo_unet3d",
+    "magnitude_noisy",
+    "sha256_file",
+    "main",
+]
 
 
 CT_N_VIEWS = 120
@@ -50,6 +72,8 @@ CT_LAST_ANGLE_DEG = 179.0
 CT_N_DETECTORS = {128: 182, 256: 362}
 CT_NOISE_LEVEL = 0.02
 CT_VAL_FIRST_SEED = 100_000
+MIMO_VAL_FIRST_SEED = 200_000
+MIMO_VAL_SIGMAS = (0.05, 0.1)
 
 
 # ----------------------------------------------------------------------------- CT data
@@ -111,6 +135,72 @@ def evaluate_ct_unet(net: torch.nn.Module, x_fbp: torch.Tensor, x_true: torch.Te
     return float(psnr(x_fbp, x_true, 1.0).mean()), float(psnr(out, x_true, 1.0).mean())
 
 
+# ----------------------------------------------------------------------------- MIMO data
+
+
+def mimo_magnitudes(seeds: Sequence[int], shape: tuple[int, int, int] | None = None) -> torch.Tensor:
+    """Clean magnitudes of the ``mimo_unet3d`` pipeline: ``|mimo_scene(shape, s)|`` for each seed.
+
+    Args:
+        seeds: scene seeds (use seeds below ``recon.phantoms.TEST_SEEDS.start`` for training).
+        shape: grid (Nx, Ny, Nz); default :data:`recon.phantoms.MIMO_SCENE_SHAPE`.
+
+    Returns:
+        (len(seeds), 1, Nx, Ny, Nz) float32 magnitudes in [0, 1].
+
+    Example:
+        >>> clean = mimo_magnitudes(range(200_000, 200_004))
+    """
+    from recon.phantoms import MIMO_SCENE_SHAPE, mimo_scene  # noqa: PLC0415
+
+    shape = MIMO_SCENE_SHAPE if shape is None else shape
+    return torch.cat([mimo_scene(shape, int(s)).abs() for s in seeds])
+
+
+def magnitude_noisy(clean: torch.Tensor, sigma: float | torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    r"""Rician-noisy magnitudes :math:`|m + \sigma (n_1 + j n_2)/\sqrt{2}|`, :math:`n_i \sim N(0, 1)`.
+
+    The noise is what a magnitude prior sees inside magnitude PnP: the modulus of a complex
+    reflectivity with circular complex Gaussian error (``E|noise|^2 = sigma^2``). The scene's
+    phase does not matter (circular noise), so the clean magnitude stands for the complex value.
+
+    Args:
+        clean: clean magnitudes (B, 1, ...), real.
+        sigma: noise standard deviation, a float or a tensor broadcastable to ``clean``.
+        gen: the seeded generator the two noise draws come from.
+    """
+    n1 = torch.randn(clean.shape, generator=gen, dtype=clean.dtype)
+    n2 = torch.randn(clean.shape, generator=gen, dtype=clean.dtype)
+    return torch.hypot(clean + sigma * n1 / 2**0.5, sigma * n2 / 2**0.5)
+
+
+@torch.no_grad()
+def evaluate_mimo_unet3d(
+    net: torch.nn.Module, clean: torch.Tensor, sigma: float, noise_seed: int = MIMO_VAL_FIRST_SEED, batch: int = 4
+) -> tuple[float, float]:
+    """Mean PSNR (dB, data range 1, no clipping) of the noisy and of the denoised magnitudes.
+
+    The noisy volumes are :func:`magnitude_noisy` with the noise drawn from a generator seeded
+    with ``noise_seed``; the network gets the true ``sigma``.
+
+    Args:
+        net: a :class:`denoisers.unet3d.UNet3D` (put in eval mode here).
+        clean: clean magnitudes (B, 1, Nx, Ny, Nz).
+        sigma: noise standard deviation.
+        noise_seed: seed of the noise generator.
+        batch: volumes per forward pass.
+
+    Returns:
+        ``(psnr_noisy, psnr_net)``.
+    """
+    from recon.metrics import psnr  # noqa: PLC0415
+
+    net.eval()
+    noisy = magnitude_noisy(clean, sigma, torch.Generator().manual_seed(noise_seed))
+    out = torch.cat([net(noisy[i : i + batch], sigma) for i in range(0, len(noisy), batch)])
+    return float(psnr(noisy, clean, 1.0).mean()), float(psnr(out, clean, 1.0).mean())
+
+
 # ----------------------------------------------------------------------------- registry
 
 
@@ -119,13 +209,16 @@ class TrainSpec:
     """One trainable model: how to build it, its default hyperparameters and its training loop.
 
     ``build(**model_kwargs)`` returns the untrained module; ``train(args, log)`` trains it and
-    returns ``(model, card_fields)``; ``defaults`` fill the command-line options.
+    returns ``(model, card_fields)``; ``defaults`` fill the command-line options (an option
+    without a default here does not apply to this model). Training images use seeds
+    ``0 .. n_train-1``, validation images ``val_first_seed .. val_first_seed+n_val-1``.
     """
 
     description: str
     build: Callable[..., torch.nn.Module]
     train: Callable[[argparse.Namespace, Callable[[str], None]], tuple[torch.nn.Module, dict]]
     defaults: dict
+    val_first_seed: int
 
 
 def _build_ct_unet(width: int = 16, levels: int = 4) -> torch.nn.Module:
@@ -226,6 +319,112 @@ def _train_ct_unet(args: argparse.Namespace, log: Callable[[str], None]) -> tupl
     return net, card
 
 
+def _build_mimo_unet3d(widths: Sequence[int] = (16, 32, 64)) -> torch.nn.Module:
+    from denoisers.unet3d import UNet3D  # noqa: PLC0415
+
+    return UNet3D(widths=widths)
+
+
+def _train_mimo_unet3d(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
+    from recon.phantoms import MIMO_SCENE_SHAPE  # noqa: PLC0415
+
+    shape = MIMO_SCENE_SHAPE
+    torch.manual_seed(args.seed)
+    model_kwargs = {"widths": list(args.widths)}
+    net = _build_mimo_unet3d(**model_kwargs)
+    crop = tuple(args.crop_shape)
+    if any(c < net.stride or c > n or c % net.stride for c, n in zip(crop, shape)):
+        raise ValueError(f"--crop-shape: expected 3 multiples of {net.stride} no larger than {shape}, received {crop}")
+    if not args.sigma_max > 0.0:
+        raise ValueError(f"--sigma-max: expected a positive noise level, received {args.sigma_max}")
+
+    train_seeds = range(0, args.n_train)
+    val_seeds = range(MIMO_VAL_FIRST_SEED, MIMO_VAL_FIRST_SEED + args.n_val)
+    t0 = time.perf_counter()
+    x_gt = mimo_magnitudes(train_seeds, shape)
+    v_gt = mimo_magnitudes(val_seeds, shape)
+    log(f"data: {len(train_seeds)} train + {len(val_seeds)} val scenes of {shape} in {time.perf_counter() - t0:.1f} s")
+
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    steps_per_epoch = math.ceil(len(train_seeds) / args.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(args.seed)
+    n = len(train_seeds)
+    history = []
+    loss_epoch = float("nan")
+    for epoch in range(1, args.epochs + 1):
+        te = time.perf_counter()
+        net.train()
+        perm = torch.randperm(n, generator=gen)
+        corners = torch.stack([torch.randint(0, s - c + 1, (n,), generator=gen) for s, c in zip(shape, crop)], dim=1)
+        sigmas = args.sigma_max * torch.rand(n, generator=gen)
+        total, count = 0.0, 0
+        for k in range(0, n, args.batch_size):
+            idx = perm[k : k + args.batch_size].tolist()
+            boxes = zip(idx, corners[idx].tolist())
+            clean = torch.stack([x_gt[i, :, a : a + crop[0], b : b + crop[1], c : c + crop[2]] for i, (a, b, c) in boxes])
+            sig = sigmas[idx]
+            noisy = magnitude_noisy(clean, sig.reshape(-1, 1, 1, 1, 1), gen)
+            loss = (net(noisy, sig) - clean).square().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        loss_epoch = total / count
+        p_val = [evaluate_mimo_unet3d(net, v_gt, s) for s in MIMO_VAL_SIGMAS]
+        history.append({"epoch": epoch, "train_mse": loss_epoch, "val_psnr_net": [p for _, p in p_val]})
+        scores = ", ".join(f"sigma {s:g}: {p:.2f} dB (noisy {q:.2f})" for s, (q, p) in zip(MIMO_VAL_SIGMAS, p_val))
+        log(
+            f"epoch {epoch:3d}/{args.epochs}  train MSE {loss_epoch:.2e}  val PSNR net {scores}  "
+            f"lr {sched.get_last_lr()[0]:.2e}  {time.perf_counter() - te:.1f} s"
+        )
+
+    p_val = [evaluate_mimo_unet3d(net, v_gt, s) for s in MIMO_VAL_SIGMAS]
+    scores = ", ".join(f"sigma {s:g}: noisy {q:.2f} dB, net {p:.2f} dB" for s, (q, p) in zip(MIMO_VAL_SIGMAS, p_val))
+    log(f"final: val PSNR {scores}")
+    card = {
+        "model": {
+            "class": "denoisers.unet3d.UNet3D",
+            "kwargs": model_kwargs,
+            "n_parameters": sum(p.numel() for p in net.parameters()),
+        },
+        "task": "denoising of Rician-noisy 3D magnitudes (deep prior of magnitude PnP MIMO imaging): (|x| + noise, sigma) -> |x|",
+        "data": {
+            "phantom": "|recon.phantoms.mimo_scene(shape, seed)|",
+            "scene_shape": list(shape),
+            "train_seeds": [train_seeds.start, train_seeds.stop - 1],
+            "val_seeds": [val_seeds.start, val_seeds.stop - 1],
+            "pipeline": "denoisers.train.mimo_magnitudes(seeds, shape)",
+            "training_patches": f"one random {'x'.join(map(str, crop))} crop per training volume per epoch (seeded generator)",
+            "noise": f"|clean + sigma (n1 + j n2) / sqrt 2| (Rician), sigma ~ U[0, {args.sigma_max:g}] per patch; the net gets sigma",
+        },
+        "training": {
+            "loss": "MSE",
+            "optimizer": "Adam",
+            "lr": args.lr,
+            "lr_schedule": "cosine annealing to 0 over all steps (per step)",
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "crop_shape": list(crop),
+            "sigma_max": args.sigma_max,
+            "final_train_mse": loss_epoch,
+            "history": history,
+        },
+        "validation": {
+            "metric": "mean PSNR in dB over the held-out volumes, data_range 1, output not clipped (recon.metrics.psnr)",
+            "seeds": [val_seeds.start, val_seeds.stop - 1],
+            "noise": f"denoisers.train.magnitude_noisy(clean, sigma, torch.Generator().manual_seed({MIMO_VAL_FIRST_SEED}))",
+            "pipeline": "denoisers.train.evaluate_mimo_unet3d(net, mimo_magnitudes(seeds), sigma)",
+            "sigmas": list(MIMO_VAL_SIGMAS),
+            "psnr_noisy": [q for q, _ in p_val],
+            "psnr_net": [p for _, p in p_val],
+        },
+    }
+    return net, card
+
+
 REGISTRY: dict[str, TrainSpec] = {
     "ct_unet": TrainSpec(
         description="residual U-Net post-processing of 256x256 parallel-beam FBP images, 2 % noise",
@@ -242,6 +441,24 @@ REGISTRY: dict[str, TrainSpec] = {
             "width": 16,
             "levels": 4,
         },
+        val_first_seed=CT_VAL_FIRST_SEED,
+    ),
+    "mimo_unet3d": TrainSpec(
+        description="3D U-Net Gaussian denoiser of MIMO scene magnitudes (25x25x49), noise std in [0, 0.2]",
+        build=_build_mimo_unet3d,
+        train=_train_mimo_unet3d,
+        defaults={
+            "epochs": 24,
+            "seed": 0,
+            "batch_size": 16,
+            "lr": 1e-3,
+            "n_train": 2048,
+            "n_val": 16,
+            "crop_shape": (16, 16, 32),
+            "sigma_max": 0.2,
+            "widths": (16, 32, 64),
+        },
+        val_first_seed=MIMO_VAL_FIRST_SEED,
     ),
 }
 
@@ -265,6 +482,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=int, help="training patch side")
     p.add_argument("--width", type=int, help="channels at the finest level")
     p.add_argument("--levels", type=int, help="resolution levels")
+    p.add_argument("--widths", type=int, nargs="+", help="channels per resolution level, finest first")
+    p.add_argument("--crop-shape", dest="crop_shape", type=int, nargs=3, help="3D training patch (Nx Ny Nz)")
+    p.add_argument("--sigma-max", dest="sigma_max", type=float, help="training noise std drawn from U[0, sigma_max]")
     p.add_argument("--threads", type=int, default=2, help="torch and numba threads (default 2; use 1 on a busy machine)")
     p.add_argument("--out-dir", dest="out_dir", type=Path, default=WEIGHTS_DIR, help="where NAME.pt/.json go")
     return p
@@ -273,15 +493,24 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Command-line entry point; returns the card that was written."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     spec = REGISTRY[args.name]
+    not_applicable = [k for k, v in vars(args).items() if v is not None and k not in spec.defaults]
+    not_applicable = [k for k in not_applicable if k not in ("name", "threads", "out_dir")]
+    if not_applicable:
+        options = ", ".join("--" + k.replace("_", "-") for k in not_applicable)
+        parser.error(f"{options}: not an option of {args.name} (its options: {', '.join(spec.defaults)})")
     for key, value in spec.defaults.items():
-        if getattr(args, key, None) is None:
+        if getattr(args, key) is None:
             setattr(args, key, value)
     from recon.phantoms import TEST_SEEDS  # noqa: PLC0415
 
-    if args.n_train > TEST_SEEDS.start or CT_VAL_FIRST_SEED + args.n_val > TEST_SEEDS.start:
-        raise ValueError(f"--n-train/--n-val: training and validation seeds must stay below {TEST_SEEDS.start}")
+    if args.n_train > spec.val_first_seed or spec.val_first_seed + args.n_val > TEST_SEEDS.start:
+        raise ValueError(
+            f"--n-train/--n-val: training seeds 0..n_train-1 must stay below the validation seeds "
+            f"{spec.val_first_seed}.., and those below {TEST_SEEDS.start}; received {args.n_train}, {args.n_val}"
+        )
     torch.set_num_threads(args.threads)
     try:
         import numba  # noqa: PLC0415  (the CT projector's threads)

@@ -8,6 +8,8 @@ Example:
     >>> from denoisers import load
     >>> net = load("ct_unet")            # eval mode, on CPU
     >>> x_clean = net(physics.fbp(y))    # (B, 1, 256, 256) -> same shape
+    >>> den = load("mimo_unet3d")
+    >>> m_clean = den(m_noisy, sigma=0.1)  # (B, 1, 25, 25, 49) magnitudes -> same shape
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from denoisers import load, zoo
-from denoisers.train import WEIGHTS_DIR, ct_pairs, evaluate_ct_unet
+from denoisers.train import WEIGHTS_DIR, ct_pairs, evaluate_ct_unet, evaluate_mimo_unet3d, mimo_magnitudes
 from denoisers.unet import CTUNet
+from denoisers.unet3d import UNet3D
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,23 @@ def test_ct_unet_reproduces_card_psnr(ct_unet):
     assert p_fbp == pytest.approx(info["validation"]["psnr_fbp_256"], abs=0.05)
     assert p_net == pytest.approx(info["validation"]["psnr_net_256"], abs=0.05)
     assert p_net > p_fbp + 3.0
+
+
+def test_mimo_unet3d_loads_offline_and_reproduces_card_psnr():
+    net = load("mimo_unet3d")
+    assert isinstance(net, UNet3D) and not net.training
+    assert (WEIGHTS_DIR / "mimo_unet3d.pt").stat().st_size < 5 * 1024**2
+    info = zoo.card("mimo_unet3d")
+    first, last = info["validation"]["seeds"]
+    assert info["data"]["train_seeds"][1] < first and last < 900_000  # neither training nor test scenes
+    clean = mimo_magnitudes(range(first, last + 1))
+    for sigma, p_noisy_card, p_net_card in zip(
+        info["validation"]["sigmas"], info["validation"]["psnr_noisy"], info["validation"]["psnr_net"], strict=True
+    ):
+        p_noisy, p_net = evaluate_mimo_unet3d(net, clean, sigma)
+        assert p_noisy == pytest.approx(p_noisy_card, abs=0.05)
+        assert p_net == pytest.approx(p_net_card, abs=0.05)
+        assert p_net > p_noisy + 5.0
 
 
 @pytest.mark.parametrize("n", [128, 256])
