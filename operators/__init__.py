@@ -19,8 +19,13 @@ Modules:
 
 * :mod:`operators.ct`: :class:`ParallelBeamCT`, :class:`FanBeamCT` (2D CT; astra-toolbox or
   numba Joseph backends; FBP).
+* :mod:`operators.mimo`: :class:`NearFieldMIMO` (3D near-field MIMO radar on complex
+  reflectivities; numba kernels on CPU, a torch twin on CUDA); arrays, frequencies and voxel
+  grids in :mod:`operators.mimo_geometry`.
 """
 
+from operators import mimo_geometry
 from operators.ct import FanBeamCT, ParallelBeamCT
+from operators.mimo import NearFieldMIMO
 
-__all__ = ["ParallelBeamCT", "FanBeamCT"]
+__all__ = ["FanBeamCT", "NearFieldMIMO", "ParallelBeamCT", "mimo_geometry"]

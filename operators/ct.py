@@ -50,6 +50,7 @@ import numpy as np
 import torch
 from deepinv.physics import LinearPhysics
 
+from operators._autograd import ApplyLinear
 from operators._validate import check_option, check_positive, check_shape, check_tensor
 from operators.kernels import joseph
 
@@ -152,26 +153,6 @@ def _resolve_backend(backend: object) -> str:
     return backend
 
 
-# ----------------------------------------------------------------------------- autograd functions
-
-
-class _Apply(torch.autograd.Function):
-    """``A x`` (``adjoint=False``) or ``A^T y`` (``adjoint=True``) with autograd.
-
-    The backward of A is A^T and the backward of A^T is A, each again through this function, so
-    higher-order derivatives work too.
-    """
-
-    @staticmethod
-    def forward(ctx, data, op, adjoint):
-        ctx.op, ctx.adjoint = op, adjoint
-        return op._run(data, adjoint=adjoint)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return _Apply.apply(grad.contiguous(), ctx.op, not ctx.adjoint), None, None
-
-
 # ----------------------------------------------------------------------------- FBP filters
 
 
@@ -265,7 +246,7 @@ class _CTOperator(LinearPhysics):
         """
         check_tensor("x", x, ndim=4)
         check_shape("x", x, (None, None, self.n, self.n))
-        return _Apply.apply(x, self, False)
+        return ApplyLinear.apply(x, self, False)
 
     def A_adjoint(self, y: torch.Tensor, **kwargs) -> torch.Tensor:
         """Back-projection ``x = A^T y`` (the exact transpose of :meth:`A`).
@@ -277,7 +258,7 @@ class _CTOperator(LinearPhysics):
             Images (B, C, N, N), same dtype and device as ``y``.
         """
         self._check_sinogram(y)
-        return _Apply.apply(y, self, True)
+        return ApplyLinear.apply(y, self, True)
 
     def sqnorm(self, max_iter: int = 100, tol: float = 1e-5, dtype: torch.dtype = torch.float32) -> float:
         """Squared spectral norm ``||A||_2^2`` by deepinv's power method (on a batched ``(1, 1, N, N)``).

@@ -38,6 +38,8 @@ class OperatorCase:
         any_channels: True when the operator accepts any channel count C (then tests also try C=2).
         float32_internal: True when the backend computes in float32 even for float64 input (the
             float64 tolerances of the generic tests are then float32-sized: 1e-5 relative).
+        complex: True when the operator acts on complex tensors (inputs are then complex64 /
+            complex128 where the tests ask for float32 / float64).
         tags: free labels to select subsets (e.g. ``"ct"``, ``"astra"``, ``"numba"``).
     """
 
@@ -47,9 +49,15 @@ class OperatorCase:
     any_channels: bool = True
     float32_internal: bool = False
     tags: frozenset[str] = frozenset()
+    complex: bool = False
 
     def random_input(self, batch: int = 1, channels: int | None = None, dtype=torch.float64, seed: int = 0):
-        """A standard-normal input ``(batch, C, *spatial)``; ``channels`` overrides C if allowed."""
+        """A standard-normal input ``(batch, C, *spatial)``; ``channels`` overrides C if allowed.
+
+        ``dtype`` is the real precision; complex operators get the complex dtype of that precision.
+        """
+        if self.complex:
+            dtype = {torch.float32: torch.complex64, torch.float64: torch.complex128}[dtype]
         shape = list(self.x_shape)
         if channels is not None:
             if not self.any_channels:
@@ -70,11 +78,12 @@ def register(
     any_channels: bool = True,
     float32_internal: bool = False,
     tags: tuple[str, ...] = (),
+    complex: bool = False,
 ) -> OperatorCase:
     """Add an operator to the registry (``name`` must be new) and return its case."""
     if name in REGISTRY:
         raise ValueError(f"name: operator {name!r} is already registered")
-    case = OperatorCase(name, build, tuple(x_shape), any_channels, float32_internal, frozenset(tags))
+    case = OperatorCase(name, build, tuple(x_shape), any_channels, float32_internal, frozenset(tags), complex)
     REGISTRY[name] = case
     return case
 
@@ -142,3 +151,30 @@ def _register_ct() -> None:
 
 
 _register_ct()
+
+
+# ----------------------------------------------------------------------------- near-field MIMO
+
+
+def _register_mimo() -> None:
+    from operators import NearFieldMIMO  # noqa: PLC0415
+    from operators import mimo_geometry as mg  # noqa: PLC0415
+
+    layouts = {
+        "x": (mg.x_array(n_tx=4, n_rx=5), mg.default_frequencies(n=5), (5, 6, 7)),
+        "planar": (mg.planar_array(n_per_side=3), mg.default_frequencies(6e9, 9e9, 4), (4, 4, 6)),
+        "random": (mg.random_array(3, 4, seed=1), [5e9, 5.5e9, 8e9], (3, 5, 4)),  # non-uniform steps
+    }
+    for layout, ((tx, rx), freqs, shape) in layouts.items():
+        for path, budget in (("numba", 0), ("dense", 2**28)):
+
+            def build(tx=tx, rx=rx, freqs=freqs, shape=shape, budget=budget):
+                return NearFieldMIMO(tx, rx, freqs, mg.default_grid(shape), dense_budget_bytes=budget)
+
+            register(
+                f"NearFieldMIMO-{path}-{layout}", build, (1, *shape), any_channels=False,
+                tags=("mimo", path), complex=True,
+            )
+
+
+_register_mimo()

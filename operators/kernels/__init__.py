@@ -7,8 +7,10 @@ devices and autograd) and never sees numba directly.
   parallel and fan beam share the kernels through a (point, direction) ray description).
 * :mod:`operators.kernels.graph_weights`: the graphLa+Psi window-graph Laplacian written straight
   into CSR arrays, parallel over pixels.
+* :mod:`operators.kernels.mimo`: near-field MIMO radar forward model and adjoint (separable
+  transmitter/receiver factors, frequency recurrence), parallel over voxels.
 """
 
-from operators.kernels import graph_weights, joseph
+from operators.kernels import graph_weights, joseph, mimo
 
-__all__ = ["graph_weights", "joseph"]
+__all__ = ["graph_weights", "joseph", "mimo"]
