@@ -13,5 +13,17 @@ and their proxes), ``recon.methods`` (one module per paper); modules ``recon.pha
 from recon import metrics, noise, phantoms
 from recon.methods.classical import fbp, tikhonov, tv
 from recon.methods.graphla import graphla
+from recon.methods.magnitude_pnp import backprojection, kirchhoff_migration, magnitude_pnp
 
-__all__ = ["fbp", "graphla", "metrics", "noise", "phantoms", "tikhonov", "tv"]
+__all__ = [
+    "backprojection",
+    "fbp",
+    "graphla",
+    "kirchhoff_migration",
+    "magnitude_pnp",
+    "metrics",
+    "noise",
+    "phantoms",
+    "tikhonov",
+    "tv",
+]

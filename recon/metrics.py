@@ -90,3 +90,30 @@ def nrmse(x: torch.Tensor, ref: torch.Tensor, data_range: float) -> torch.Tensor
     """
     data_range = check_positive("data_range", data_range)
     return _checked_diff(x, ref, real=False).pow(2).mean(dim=1).sqrt() / data_range
+
+
+def magnitude_psnr(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    r"""PSNR of peak-normalised magnitudes (Oral & Oktem 2024), in dB.
+
+    .. math::
+        10 \log_{10} \frac{1}{\mathrm{MSE}\big(|r| / \max|r|,\ |x| / \max|x|\big)},
+
+    the paper's :math:`10\log_{10}(\max|x_{gt}|^2 / \mathrm{MSE}(|x_{gt}|, |\hat x| / \max|\hat x|))`
+    with the reference normalised to peak 1 as well, so the value does not depend on the units
+    of either image (radar reconstructions have arbitrary overall scale and phase).
+
+    Args:
+        x: estimate, (B, C, *spatial), real or complex.
+        ref: reference of the same shape, real or complex, not all zero.
+
+    Returns:
+        (B,) float64 tensor in dB.
+    """
+    _checked_diff(x, ref, real=False)
+
+    def unit(v: torch.Tensor) -> torch.Tensor:
+        m = v.detach().abs().double().cpu().reshape(v.shape[0], -1)
+        return m / m.amax(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
+
+    mse = (unit(x) - unit(ref)).square().mean(dim=1)
+    return 10.0 * torch.log10(1.0 / mse)

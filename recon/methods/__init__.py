@@ -1,5 +1,6 @@
 """One-call reconstruction methods, one module per paper.
 
 classical.py: FBP, Tikhonov, TV; graphla.py: graphLa+Psi; analysis_prior.py: the PDHG engine for
-R(Lx) priors that tv and graphla share.
+R(Lx) priors that tv and graphla share; magnitude_pnp.py: magnitude plug-and-play for near-field
+MIMO radar, with back-projection and Kirchhoff migration.
 """

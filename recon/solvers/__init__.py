@@ -12,6 +12,7 @@ quantity. Tensors of any shape (batch included, treated as one vector), real or 
 :func:`quadratic_x_step`  ADMM x-step for ``1/2 ||Ax - y||^2`` by warm-started CG
 :class:`NLCG`             nonlinear CG (PR+/FR/DY; Armijo/Wolfe/secant), optional projection
 :class:`PDHG`             Chambolle-Pock for ``min g(x) + f(Kx)``; relative change of ``(x, y)``
+:class:`CSALSA`           ``min Phi(x) s.t. ||y - Ax|| <= eps`` (ADMM); relative change of ``|x|``
 ========================  ==========================================================================
 
 Example:
@@ -24,6 +25,7 @@ Example:
 from .admm import ADMM, quadratic_x_step
 from .base import History, IterativeSolver, NonFiniteError
 from .cg import CG, CGLS, solve_spd
+from .csalsa import CSALSA, project_ball
 from .nlcg import NLCG, autograd_f_and_grad
 from .pdhg import PDHG, op_norm, prox_conj_from_prox, separable_prox, stack_operators
 
@@ -31,6 +33,7 @@ __all__ = [
     "ADMM",
     "CG",
     "CGLS",
+    "CSALSA",
     "NLCG",
     "PDHG",
     "History",
@@ -38,6 +41,7 @@ __all__ = [
     "NonFiniteError",
     "autograd_f_and_grad",
     "op_norm",
+    "project_ball",
     "prox_conj_from_prox",
     "quadratic_x_step",
     "separable_prox",
