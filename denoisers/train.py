@@ -125,6 +125,21 @@ def ct_pairs(
     return torch.cat(fbps), torch.cat(truths)
 
 
+def _run_epoch(net: torch.nn.Module, opt, sched, batches, loss_fn: Callable) -> float:
+    """One pass of Adam steps (and per-step scheduler steps) over ``batches`` of ``(inputs, target)``;
+    returns the sample-weighted mean loss."""
+    total, count = 0.0, 0
+    for inputs, target in batches:
+        loss = loss_fn(net(*inputs), target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total += loss.item() * len(target)
+        count += len(target)
+    return total / count
+
+
 @torch.no_grad()
 def evaluate_ct_unet(net: torch.nn.Module, x_fbp: torch.Tensor, x_true: torch.Tensor, batch: int = 4) -> tuple[float, float]:
     """Mean PSNR (dB, data range 1, no clipping) of FBP and of ``net(FBP)`` against the truth."""
@@ -254,19 +269,14 @@ def _train_ct_unet(args: argparse.Namespace, log: Callable[[str], None]) -> tupl
         perm = torch.randperm(n, generator=gen)
         tops = torch.randint(0, size - c + 1, (n,), generator=gen)
         lefts = torch.randint(0, size - c + 1, (n,), generator=gen)
-        total, count = 0.0, 0
-        for k in range(0, n, args.batch_size):
-            idx = perm[k : k + args.batch_size]
-            xb = torch.stack([x_in[i, :, tops[i] : tops[i] + c, lefts[i] : lefts[i] + c] for i in idx.tolist()])
-            gb = torch.stack([x_gt[i, :, tops[i] : tops[i] + c, lefts[i] : lefts[i] + c] for i in idx.tolist()])
-            loss = (net(xb) - gb).abs().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-            count += len(idx)
-        loss_epoch = total / count
+        def batches(perm=perm, tops=tops, lefts=lefts):
+            for k in range(0, n, args.batch_size):
+                idx = perm[k : k + args.batch_size].tolist()
+                xb = torch.stack([x_in[i, :, tops[i] : tops[i] + c, lefts[i] : lefts[i] + c] for i in idx])
+                gb = torch.stack([x_gt[i, :, tops[i] : tops[i] + c, lefts[i] : lefts[i] + c] for i in idx])
+                yield (xb,), gb
+
+        loss_epoch = _run_epoch(net, opt, sched, batches(), lambda out, gb: (out - gb).abs().mean())
         p_fbp, p_net = evaluate_ct_unet(net, v_in, v_gt)
         history.append({"epoch": epoch, "train_l1": loss_epoch, "val_psnr_net": p_net})
         log(
@@ -358,21 +368,15 @@ def _train_mimo_unet3d(args: argparse.Namespace, log: Callable[[str], None]) -> 
         perm = torch.randperm(n, generator=gen)
         corners = torch.stack([torch.randint(0, s - c + 1, (n,), generator=gen) for s, c in zip(shape, crop)], dim=1)
         sigmas = args.sigma_max * torch.rand(n, generator=gen)
-        total, count = 0.0, 0
-        for k in range(0, n, args.batch_size):
-            idx = perm[k : k + args.batch_size].tolist()
-            boxes = zip(idx, corners[idx].tolist())
-            clean = torch.stack([x_gt[i, :, a : a + crop[0], b : b + crop[1], c : c + crop[2]] for i, (a, b, c) in boxes])
-            sig = sigmas[idx]
-            noisy = magnitude_noisy(clean, sig.reshape(-1, 1, 1, 1, 1), gen)
-            loss = (net(noisy, sig) - clean).square().mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-            count += len(idx)
-        loss_epoch = total / count
+        def batches(perm=perm, corners=corners, sigmas=sigmas):  # lazy: noise drawn batch by batch
+            for k in range(0, n, args.batch_size):
+                idx = perm[k : k + args.batch_size].tolist()
+                boxes = zip(idx, corners[idx].tolist())
+                clean = torch.stack([x_gt[i, :, a : a + crop[0], b : b + crop[1], c : c + crop[2]] for i, (a, b, c) in boxes])
+                sig = sigmas[idx]
+                yield (magnitude_noisy(clean, sig.reshape(-1, 1, 1, 1, 1), gen), sig), clean
+
+        loss_epoch = _run_epoch(net, opt, sched, batches(), lambda out, clean: (out - clean).square().mean())
         p_val = [evaluate_mimo_unet3d(net, v_gt, s) for s in MIMO_VAL_SIGMAS]
         history.append({"epoch": epoch, "train_mse": loss_epoch, "val_psnr_net": [p for _, p in p_val]})
         scores = ", ".join(f"sigma {s:g}: {p:.2f} dB (noisy {q:.2f})" for s, (q, p) in zip(MIMO_VAL_SIGMAS, p_val))
