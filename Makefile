@@ -23,6 +23,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/ct_operators.py
 	$(PY) benchmarks/tv_reconstruction.py
 	$(PY) benchmarks/graph_laplacian.py
+	$(PY) benchmarks/mimo_operator.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -20,6 +20,10 @@ from operators import FanBeamCT, ParallelBeamCT
 # ============================================================================ CT specifics
 
 
+def _inner(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() * b.double()).sum())
+
+
 def _phantom(n: int) -> np.ndarray:
     return resize(shepp_logan_phantom(), (n, n), anti_aliasing=True)
 
