@@ -13,7 +13,8 @@ Methods (same operator, complex64, the paper's default geometry: 12 Tx, 13 Rx, 2
 Timing: one warm-up (numba compilation) never timed, then the median of ``repeats`` calls of
 forward + adjoint per method, in this process. Peak memory: the largest increase of the process's
 resident set during the calls (sampled every millisecond by a thread, psutil), minus the size of
-the input and output tensors (which both methods share). The two results are compared.
+the input and output tensors (which both methods share), floored at 1 MiB (the resolution of
+RSS sampling: ours allocates about 0.2 MiB of per-chunk buffers). The two results are compared.
 
 Targets (PASS/MISS): ours >= 3x faster and >= 10x less peak memory than torch-chunked; without
 ``--quick`` also the wall time of a full ``recon.magnitude_pnp(prior="unet3d")`` (< 2 minutes).
@@ -123,14 +124,16 @@ def main() -> None:
     t_base, m_base, (yb, xb) = _measure(theirs, repeats)
     err = max(float((ya.reshape(-1) - yb).norm() / yb.norm()), float((xa.reshape(-1) - xb).norm() / xb.norm()))
     io = (x.numel() + y.numel()) * 8
-    m_ours, m_base = max(m_ours - io, 4096), max(m_base - io, 4096)
-    print(f"{'method':<14} {'fwd+adj (s)':>12} {'peak mem (MB)':>14}")
-    print(f"{'ours-numba':<14} {t_ours:>12.4f} {m_ours / 2**20:>14.2f}")
-    print(f"{'torch-chunked':<14} {t_base:>12.4f} {m_base / 2**20:>14.2f}")
+    floor = 2**20  # RSS sampling does not resolve less than this (freed pages are reused)
+    m_ours, m_base = max(m_ours - io, floor), max(m_base - io, floor)
+    print(f"{'method':<14} {'fwd+adj (s)':>12} {'peak mem (MiB)':>15}")
+    print(f"{'ours-numba':<14} {t_ours:>12.4f} {('<= 1' if m_ours == floor else f'{m_ours / 2**20:.2f}'):>15}")
+    print(f"{'torch-chunked':<14} {t_base:>12.4f} {m_base / 2**20:>15.2f}")
     print(f"max relative difference: {err:.2e}")
     speed, mem = t_base / t_ours, m_base / m_ours
+    bound = ">= " if m_ours == floor else ""
     print(f"speed-up {speed:.1f}x (target >= 3x: {'PASS' if speed >= 3 else 'MISS'}); "
-          f"memory {mem:.1f}x less (target >= 10x: {'PASS' if mem >= 10 else 'MISS'})")
+          f"memory {bound}{mem:.0f}x less (target >= 10x: {'PASS' if mem >= 10 else 'MISS'})")
     if not args.quick:
         scene = mimo_scene(op.image_shape, TEST_SEEDS[0])
         y0 = op.A(scene)

@@ -125,6 +125,13 @@ def ct_pairs(
     return torch.cat(fbps), torch.cat(truths)
 
 
+def _adam_cosine(net: torch.nn.Module, args: argparse.Namespace, n_train: int) -> tuple:
+    """Adam at ``args.lr`` with a per-step cosine decay to 0 over all ``args.epochs`` epochs."""
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    steps_per_epoch = math.ceil(n_train / args.batch_size)
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * steps_per_epoch)
+
+
 def _run_epoch(net: torch.nn.Module, opt, sched, batches, loss_fn: Callable) -> float:
     """One pass of Adam steps (and per-step scheduler steps) over ``batches`` of ``(inputs, target)``;
     returns the sample-weighted mean loss."""
@@ -256,9 +263,7 @@ def _train_ct_unet(args: argparse.Namespace, log: Callable[[str], None]) -> tupl
     net = _build_ct_unet(**model_kwargs)
     if args.crop % net.stride:
         raise ValueError(f"--crop: expected a multiple of {net.stride}, received {args.crop}")
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    steps_per_epoch = math.ceil(len(train_seeds) / args.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * steps_per_epoch)
+    opt, sched = _adam_cosine(net, args, len(train_seeds))
     gen = torch.Generator().manual_seed(args.seed)
     n, c = len(train_seeds), args.crop
     history = []
@@ -355,9 +360,7 @@ def _train_mimo_unet3d(args: argparse.Namespace, log: Callable[[str], None]) -> 
     v_gt = mimo_magnitudes(val_seeds, shape)
     log(f"data: {len(train_seeds)} train + {len(val_seeds)} val scenes of {shape} in {time.perf_counter() - t0:.1f} s")
 
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    steps_per_epoch = math.ceil(len(train_seeds) / args.batch_size)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * steps_per_epoch)
+    opt, sched = _adam_cosine(net, args, len(train_seeds))
     gen = torch.Generator().manual_seed(args.seed)
     n = len(train_seeds)
     history = []
