@@ -109,10 +109,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="13x13x25 voxels, 1 scene, 2 settings")
     ap.add_argument("--tune", action="store_true", help="choose the prior strengths on training-seed scenes and exit")
+    ap.add_argument("--scenes", type=int, help="number of test scenes (default: 1 quick, 2 full)")
     ap.add_argument("--priors", nargs="+", choices=list(TUNE_GRID), default=list(TUNE_GRID), help="priors to --tune")
     ap.add_argument("--out", type=Path, default=Path("out/mimo_magnitude_pnp"), help="output folder")
     args = ap.parse_args(argv)
     cfg = setting(args.quick)
+    if args.scenes is not None:
+        if args.scenes < 1:
+            raise ValueError(f"--scenes: expected a positive number of test scenes, received {args.scenes}")
+        cfg["n_scenes"] = args.scenes
     if args.tune:
         tune(cfg, args.priors)
         return []

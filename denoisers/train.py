@@ -274,6 +274,7 @@ def _train_ct_unet(args: argparse.Namespace, log: Callable[[str], None]) -> tupl
         perm = torch.randperm(n, generator=gen)
         tops = torch.randint(0, size - c + 1, (n,), generator=gen)
         lefts = torch.randint(0, size - c + 1, (n,), generator=gen)
+
         def batches(perm=perm, tops=tops, lefts=lefts):
             for k in range(0, n, args.batch_size):
                 idx = perm[k : k + args.batch_size].tolist()
@@ -371,6 +372,7 @@ def _train_mimo_unet3d(args: argparse.Namespace, log: Callable[[str], None]) -> 
         perm = torch.randperm(n, generator=gen)
         corners = torch.stack([torch.randint(0, s - c + 1, (n,), generator=gen) for s, c in zip(shape, crop)], dim=1)
         sigmas = args.sigma_max * torch.rand(n, generator=gen)
+
         def batches(perm=perm, corners=corners, sigmas=sigmas):  # lazy: noise drawn batch by batch
             for k in range(0, n, args.batch_size):
                 idx = perm[k : k + args.batch_size].tolist()
