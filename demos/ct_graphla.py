@@ -15,7 +15,7 @@ error maps) and ``noise_sweep.png``; prints the table.
 
 Usage:
     python demos/ct_graphla.py --quick   # 128x128, 3 images (about 3 minutes on 2 cores)
-    python demos/ct_graphla.py           # 256x256, 10 images (about 65 minutes on 2 cores; run it alone)
+    python demos/ct_graphla.py           # 256x256, 10 images (about 80 minutes on 2 cores; run it alone)
 """
 
 from __future__ import annotations
