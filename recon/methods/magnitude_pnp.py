@@ -165,23 +165,17 @@ def magnitude_pnp(
     x0 = bp / float(bp.abs().max())
     reference = None if x_true is None else check_tensor("x_true", x_true, real=False)
     prox = magnitude_prox(_magnitude_denoiser(prior, strength))
+    psnrs: list[float] = []  # magnitude PSNR per iterate, for reporting only
+
+    def record(iteration: int, x: torch.Tensor) -> None:
+        psnrs.append(float(magnitude_psnr(x, reference).mean()))
+
     solver = CSALSA(
         physics, y / scale, eps / scale, prox, kappa=kappa, cg_iter=cg_iter, max_iter=max_iter, tol=tol,
-        progress=progress, reference=None,
-        callback=None if reference is None else _psnr_recorder(reference),
+        progress=progress, callback=None if reference is None else record,
     )
     x, hist = solver.run(x0)
     if reference is not None:
-        hist.psnr = solver.callback.values  # type: ignore[union-attr]
+        hist.psnr = psnrs
     info = {"history": hist, "iterations": hist.iterations, "epsilon": eps, "scale": scale, "strength": strength, "prior": name}
     return x * scale, info
-
-
-class _psnr_recorder:  # noqa: N801  (a callable used as the solver's callback)
-    """Records the magnitude PSNR of each iterate against a reference (reporting only)."""
-
-    def __init__(self, reference: torch.Tensor):
-        self.reference, self.values = reference, []
-
-    def __call__(self, iteration: int, x: torch.Tensor) -> None:
-        self.values.append(float(magnitude_psnr(x, self.reference).mean()))
