@@ -7,8 +7,11 @@ Conventions, written once for the whole package:
   is ``(B, C, n_angles, n_detectors)``).
 * **Dtypes**: real data are float32 by default; float64 is accepted everywhere and an operator
   returns the dtype it was given. Complex data (our own MIMO and qMRI operators) use torch complex
-  dtypes; deepinv's MRI classes keep their two-channel real layout. Nothing casts complex to real
-  silently, broadcasts or truncates.
+  dtypes; deepinv's MRI classes keep their two-channel real layout. The one rule at that boundary:
+  a complex tensor ``(B, *rest)`` corresponds to the real tensor ``(B, 2, *rest)`` holding (real,
+  imaginary) on dim 1; :func:`operators.mri.to_channels` and :func:`operators.mri.to_complex`
+  convert, and nothing else crosses the boundary. Nothing casts complex to real silently,
+  broadcasts or truncates.
 * **Units**: lengths in pixels unless an operator says otherwise; angles in radians.
 * **Operators** subclass :class:`deepinv.physics.LinearPhysics` (``Physics`` when nonlinear), have
   an exact adjoint (checked by a dot-product test in the suite) and validate their inputs once, at
@@ -22,10 +25,18 @@ Modules:
 * :mod:`operators.mimo`: :class:`NearFieldMIMO` (3D near-field MIMO radar on complex
   reflectivities; numba kernels on CPU, a torch twin on CUDA); arrays, frequencies and voxel
   grids in :mod:`operators.mimo_geometry`.
+* :mod:`operators.mri`: :class:`SenseMRI` (multi-coil, multi-echo Cartesian MRI on deepinv's
+  ``MultiCoilMRI``; deepinv's ``MRI`` and ``DynamicMRI`` re-exported), with k-space masks in
+  :mod:`operators.kspace_masks` and coil maps (simulation, estimation from the ACS) in
+  :mod:`operators.coil_maps`.
+* :mod:`operators.qmri`: :class:`QuantitativeMRI`, the nonlinear T2 / T1 mapping model
+  :math:`y = P F C M(x)` with analytic Jacobians.
 """
 
 from operators import mimo_geometry
 from operators.ct import FanBeamCT, ParallelBeamCT
 from operators.mimo import NearFieldMIMO
+from operators.mri import SenseMRI
+from operators.qmri import QuantitativeMRI
 
-__all__ = ["FanBeamCT", "NearFieldMIMO", "ParallelBeamCT", "mimo_geometry"]
+__all__ = ["FanBeamCT", "NearFieldMIMO", "ParallelBeamCT", "QuantitativeMRI", "SenseMRI", "mimo_geometry"]

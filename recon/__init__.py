@@ -14,6 +14,8 @@ from recon import metrics, noise, phantoms
 from recon.methods.classical import fbp, tikhonov, tv
 from recon.methods.graphla import graphla
 from recon.methods.magnitude_pnp import backprojection, kirchhoff_migration, magnitude_pnp
+from recon.methods.nlcg_net import nlcg_net
+from recon.methods.qmri import nlcg_maps, qmri_fit, subspace_recon
 
 __all__ = [
     "backprojection",
@@ -22,8 +24,12 @@ __all__ = [
     "kirchhoff_migration",
     "magnitude_pnp",
     "metrics",
+    "nlcg_maps",
+    "nlcg_net",
     "noise",
     "phantoms",
+    "qmri_fit",
+    "subspace_recon",
     "tikhonov",
     "tv",
 ]

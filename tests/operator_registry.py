@@ -178,3 +178,34 @@ def _register_mimo() -> None:
 
 
 _register_mimo()
+
+
+# ----------------------------------------------------------------------------- MRI
+
+
+def _register_mri() -> None:
+    from deepinv.physics import MRI, DynamicMRI  # noqa: PLC0415
+
+    from operators import SenseMRI  # noqa: PLC0415
+
+    gen = torch.Generator().manual_seed(7)
+    h, w, n_coils, n_echoes = 12, 10, 3, 4
+    maps = torch.randn(n_coils, h, w, dtype=torch.complex128, generator=gen)
+    masks = (torch.rand(n_echoes, h, w, generator=gen) < 0.4).double()
+    mask_2d = (torch.rand(h, w, generator=gen) < 0.5).double()
+    register(
+        "SenseMRI-mask-per-echo", lambda: SenseMRI(masks, maps), (2, n_echoes, h, w), any_channels=False, tags=("mri",)
+    )
+    register(
+        "SenseMRI-shared-mask", lambda: SenseMRI(mask_2d, maps, n_echoes=2), (2, 2, h, w), any_channels=False,
+        tags=("mri",),
+    )  # fmt: skip
+    # deepinv's own classes (reused unchanged) promote to the mask's dtype: float32 masks keep dtypes
+    register("deepinv-MRI-single-coil", lambda: MRI(mask=mask_2d.float(), img_size=(2, h, w)), (2, h, w), any_channels=False, tags=("mri",))
+    register(
+        "deepinv-DynamicMRI-frames", lambda: DynamicMRI(mask=masks.float()[None, None].expand(1, 2, -1, -1, -1), img_size=(2, n_echoes, h, w)),
+        (2, n_echoes, h, w), any_channels=False, tags=("mri",),
+    )  # fmt: skip
+
+
+_register_mri()

@@ -1,9 +1,20 @@
 """Phantoms: seeded, deterministic, piecewise constant in [0, 1]."""
 
+import dataclasses
+
 import pytest
 import torch
 
-from recon.phantoms import TEST_SEEDS, coule_like, coule_like_batch, shepp_logan
+from recon.phantoms import (
+    QMRI_MAX_PHASE,
+    QMRI_TISSUES,
+    QMRI_VARIATION,
+    TEST_SEEDS,
+    coule_like,
+    coule_like_batch,
+    qmri_brain,
+    shepp_logan,
+)
 
 
 def test_coule_like_deterministic_and_seeded():
@@ -36,3 +47,86 @@ def test_shepp_logan_shape_and_range():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         coule_like(**{"size": 32, **kwargs})
+
+
+# --- qMRI brain phantom -------------------------------------------------------------------------
+
+QMRI_SEEDS = [TEST_SEEDS[i] for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def qmri_phantoms():
+    return [qmri_brain(64, seed=s) for s in QMRI_SEEDS]
+
+
+def test_qmri_brain_deterministic_and_seeded(qmri_phantoms):
+    a, again = qmri_phantoms[0], qmri_brain(64, seed=QMRI_SEEDS[0])
+    for name in ("labels", "t1", "t2", "m0", "mask"):
+        assert torch.equal(getattr(a, name), getattr(again, name)), name
+    assert not torch.equal(a.labels, qmri_phantoms[1].labels)
+    assert not torch.equal(a.m0, qmri_phantoms[1].m0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.t1 = a.t2
+
+
+@pytest.mark.parametrize("dtype,cdtype", [(torch.float32, torch.complex64), (torch.float64, torch.complex128)])
+def test_qmri_brain_shapes_and_dtypes(dtype, cdtype):
+    ph = qmri_brain(48, seed=5, dtype=dtype)
+    fields = {"labels": torch.int64, "t1": dtype, "t2": dtype, "m0": cdtype, "mask": torch.bool}
+    for name, expected in fields.items():
+        x = getattr(ph, name)
+        assert x.shape == (1, 1, 48, 48) and x.dtype == expected, name
+    assert ph.r1().dtype == dtype and ph.r2().dtype == dtype
+
+
+def test_qmri_brain_tissue_values(qmri_phantoms):
+    v = QMRI_VARIATION * (1 + 1e-6)
+    for ph in qmri_phantoms:
+        assert set(torch.unique(ph.labels).tolist()) == {0, 1, 2, 3, 4}
+        for label, tissue in QMRI_TISSUES.items():
+            inside = ph.labels == label
+            for got, nominal in ((ph.t1[inside], tissue.t1_ms), (ph.t2[inside], tissue.t2_ms)):
+                assert float(got.min()) >= nominal * (1 - v) and float(got.max()) <= nominal * (1 + v), tissue.name
+            torch.testing.assert_close(ph.m0[inside].abs(), torch.full_like(ph.t1[inside], tissue.pd))
+        outside = ~ph.mask
+        assert not ph.t1[outside].any() and not ph.t2[outside].any() and not ph.m0[outside].any()
+
+
+def test_qmri_brain_mask_and_coverage(qmri_phantoms):
+    for ph in [*qmri_phantoms, qmri_brain(32, seed=QMRI_SEEDS[0])]:
+        assert torch.equal(ph.mask, ph.labels > 0)
+        assert 0.5 <= ph.mask.double().mean() <= 0.8
+
+
+def test_qmri_brain_phase_smooth_and_bounded(qmri_phantoms):
+    for ph in qmri_phantoms:
+        phase, mask = ph.m0[0, 0].angle(), ph.mask[0, 0]
+        assert float(phase[mask].abs().max()) <= QMRI_MAX_PHASE + 1e-6
+        assert float(phase[mask].std()) > 0.05  # not a constant phase
+        for axis in (0, 1):
+            both = mask.narrow(axis, 1, 63) & mask.narrow(axis, 0, 63)
+            jumps = (phase.narrow(axis, 1, 63) - phase.narrow(axis, 0, 63))[both].abs()
+            assert float(jumps.mean()) < 0.1 and float(jumps.max()) < 0.3
+
+
+def test_qmri_brain_relaxation_rates(qmri_phantoms):
+    ph = qmri_phantoms[0]
+    for rate, time_ms in ((ph.r1(), ph.t1), (ph.r2(), ph.t2)):
+        assert rate.shape == time_ms.shape
+        torch.testing.assert_close(rate[ph.mask], 1000.0 / time_ms[ph.mask])
+        assert not rate[~ph.mask].any()
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"size": 31}, ValueError, "size"),
+        ({"size": 64.0}, ValueError, "size"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"seed": 1.5}, ValueError, "seed"),
+        ({"dtype": torch.complex64}, TypeError, "dtype"),
+    ],
+)
+def test_qmri_brain_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        qmri_brain(**{"size": 32, **kwargs})

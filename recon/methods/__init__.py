@@ -2,5 +2,6 @@
 
 classical.py: FBP, Tikhonov, TV; graphla.py: graphLa+Psi; analysis_prior.py: the PDHG engine for
 R(Lx) priors that tv and graphla share; magnitude_pnp.py: magnitude plug-and-play for near-field
-MIMO radar, with back-projection and Kirchhoff migration.
+MIMO radar, with back-projection and Kirchhoff migration; qmri.py: the quantitative-MRI
+baselines (SENSE + pixel fit, subspace, model-based NLCG); nlcg_net.py: NLCG-Net.
 """

@@ -1,0 +1,245 @@
+r"""NLCG-Net: model-based zero-shot learning for undersampled quantitative MRI (Jiang et al., 2024).
+
+Warm start: plain model-based NLCG (:func:`~recon.methods.qmri.nlcg_maps`, 800 iterations).
+Then ``n_blocks`` unrolled blocks, in the scaled variables :math:`v = x / s` of
+:mod:`recon.methods.qmri`:
+
+.. math::
+    z_k = \mathrm{CNN}_\theta(v_k),\qquad
+    v_{k+1} = \mathrm{NLCG}^{(n_{dc})}_{\text{start } z_k}\Big[\tfrac12\|A_\Theta(s v) - y_\Theta\|^2
+    + \tfrac{\lambda}2\|v - z_k\|^2\Big],
+
+``n_dc`` = 10 NLCG steps (Dai-Yuan, secant line search, projection :math:`R \ge R_{\min}`) per
+block, one CNN (:class:`~denoisers.resnet.ResNet2D`, identity at initialisation) shared by all
+blocks, :math:`\lambda` learnable (initial 0.05).
+
+Zero-shot self-supervised training on the scan's own k-space (nothing uses a ground truth):
+the acquired samples :math:`\Omega` (per echo; a small central block always stays in the
+data-consistency set) are split once into a validation set :math:`\Gamma` (20 %) and the rest
+:math:`T`; ``n_splits`` random splits of :math:`T` into a data-consistency set :math:`\Theta` and
+a loss set :math:`\Lambda` (:math:`|\Lambda| = \rho|T|`, :math:`\rho = 0.4`). Each epoch takes
+one Adam step per split on the normalised L1 + L2 k-space loss
+
+.. math::
+    \mathcal L = \frac{\|A_\Lambda(x) - y_\Lambda\|_1}{\|y_\Lambda\|_1}
+    + \frac{\|A_\Lambda(x) - y_\Lambda\|_2}{\|y_\Lambda\|_2},
+
+with the network run with data consistency on :math:`\Theta`; the validation loss runs the
+network with data consistency on :math:`T` and scores :math:`\Gamma`. Training stops after
+``max_epochs`` or when the validation loss has not improved for ``patience`` epochs; the weights
+with the lowest validation loss are kept. The final maps run the network with data consistency
+on all of :math:`\Omega`. Gradients flow through the NLCG steps (the line-search step sizes are
+treated as constants).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from denoisers.resnet import ResNet2D
+from operators._validate import check_positive
+from operators.mri import SenseMRI
+from operators.qmri import QuantitativeMRI
+from recon.methods.qmri import _check_int, _rescale, as_qmri, data_consistency, nlcg_maps, prepare, rate_projection, scales
+from recon.solvers import NLCG
+
+__all__ = ["nlcg_net", "split_samples"]
+
+#: Side of the central k-space block (pixels) that always stays in the data-consistency set.
+CENTRE_BLOCK = 4
+
+
+def _check_fraction(name: str, value: object) -> float:
+    v = check_positive(name, value)
+    if v >= 1.0:
+        raise ValueError(f"{name}: expected a fraction in (0, 1), received {value!r}")
+    return v
+
+
+def split_samples(mask: torch.Tensor, fraction: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split the sampled points of ``mask`` (E, H, W) into ``(keep, taken)``, ``taken`` about ``fraction``.
+
+    Per echo, ``round(fraction * n)`` of its ``n`` sampled points outside the central
+    :data:`CENTRE_BLOCK` x :data:`CENTRE_BLOCK` block are drawn uniformly without replacement into
+    ``taken``; everything else sampled stays in ``keep``. ``keep + taken == mask``.
+    """
+    _, h, w = mask.shape
+    eligible = mask.clone()
+    c0, c1 = h // 2 - CENTRE_BLOCK // 2, w // 2 - CENTRE_BLOCK // 2
+    eligible[:, c0 : c0 + CENTRE_BLOCK, c1 : c1 + CENTRE_BLOCK] = 0
+    taken = torch.zeros_like(mask)
+    for e in range(mask.shape[0]):
+        idx = torch.nonzero(eligible[e].flatten())[:, 0]
+        pick = idx[torch.randperm(idx.numel(), generator=gen)[: round(fraction * idx.numel())]]
+        taken[e].view(-1)[pick] = 1
+    return mask - taken, taken
+
+
+def _kspace_loss(k: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    d = k - y
+    return d.abs().sum() / y.abs().sum() + torch.linalg.vector_norm(d) / torch.linalg.vector_norm(y)
+
+
+class _Unrolled:
+    """The unrolled network: ``n_blocks`` x {shared CNN, ``dc_iter`` NLCG steps}, learnable lambda."""
+
+    def __init__(self, physics: QuantitativeMRI, s: torch.Tensor, n_blocks: int, dc_iter: int, lam0: float, width: int, depth: int):
+        self.physics, self.s, self.n_blocks, self.dc_iter = physics, s, n_blocks, dc_iter
+        self.cnn = ResNet2D(3, width=width, n_blocks=depth).to(s.dtype)
+        self.lam = torch.nn.Parameter(torch.tensor(lam0, dtype=s.dtype))
+        self.project = rate_projection(physics, s)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        return [*self.cnn.parameters(), self.lam]
+
+    def state(self) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in self.parameters()]
+
+    def load(self, state: list[torch.Tensor]) -> None:
+        with torch.no_grad():
+            for p, saved in zip(self.parameters(), state, strict=True):
+                p.copy_(saved)
+
+    def __call__(self, v: torch.Tensor, sense: SenseMRI, y: torch.Tensor) -> torch.Tensor:
+        phys = QuantitativeMRI(sense, self.physics.model, self.physics.times_ms)
+        lam = self.lam.abs()
+        for _ in range(self.n_blocks):
+            z = self.cnn(v)
+            solver = NLCG(
+                data_consistency(phys, y, self.s, lam, z), beta="DY", line_search="secant", projection=self.project,
+                max_ls=20, max_iter=self.dc_iter, tol=0.0, progress=False,
+            )  # fmt: skip
+            v, _ = solver.run(z)
+        return v
+
+
+def nlcg_net(
+    physics: QuantitativeMRI | SenseMRI,
+    y: torch.Tensor,
+    *,
+    model: str | None = None,
+    echo_times: Sequence[float] | None = None,
+    inversion_times: Sequence[float] | None = None,
+    warm_iter: int = 800,
+    n_blocks: int = 6,
+    dc_iter: int = 10,
+    lam: float = 0.05,
+    n_splits: int = 25,
+    rho: float = 0.4,
+    val_fraction: float = 0.2,
+    lr: float = 1e-4,
+    max_epochs: int = 250,
+    patience: int = 25,
+    width: int = 32,
+    depth: int = 4,
+    seed: int = 0,
+    warm_start: torch.Tensor | None = None,
+    progress: bool | None = None,
+) -> tuple[torch.Tensor, dict]:
+    r"""T2 / T1 and M0 maps by NLCG-Net (module docstring), trained zero-shot on ``y`` itself.
+
+    Args:
+        physics: a :class:`~operators.qmri.QuantitativeMRI`, or a
+            :class:`~operators.mri.SenseMRI` together with ``model`` and its times.
+        y: multi-coil k-space, complex ``(1, N, E, H, W)``.
+        model: ``"t2"`` or ``"t1"`` (needed with a ``SenseMRI``; must match a ``QuantitativeMRI``).
+        echo_times: TE in ms for ``"t2"``; inversion_times: TI in ms for ``"t1"``.
+        warm_iter: plain NLCG iterations of the warm start (800 in the paper).
+        n_blocks: unrolled blocks (6 in the paper).
+        dc_iter: NLCG steps per block (10).
+        lam: initial :math:`\lambda` (0.05, learnable).
+        n_splits: random data-consistency / loss splits per epoch (25).
+        rho: loss-set fraction of the non-validation samples (0.4).
+        val_fraction: validation fraction of the acquired samples (0.2).
+        lr: Adam learning rate (1e-4).
+        max_epochs: epochs at most (250); patience: early-stopping patience in epochs (25).
+        width, depth: channels and residual blocks of the CNN.
+        seed: seeds the splits and the network initialisation.
+        warm_start: precomputed warm-start maps ``(1, 3, H, W)`` (physical units), e.g. from
+            :func:`~recon.methods.qmri.nlcg_maps`; then ``warm_iter`` is not used.
+        progress: tqdm bars (None: only on a terminal).
+
+    Returns:
+        ``(maps, info)``: maps ``(1, 3, H, W)`` = (Re M0, Im M0, R [1/s]); info with
+        ``warm_start`` (maps), ``train_loss`` and ``val_loss`` per epoch, ``best_epoch``,
+        ``lam`` (final), ``epochs``, ``time_s`` and ``data_scale``.
+
+    Example:
+        >>> maps, info = nlcg_net(sense, y, model="t2", echo_times=[23.0 * k for k in range(1, 9)])  # doctest: +SKIP
+        >>> t2_ms = 1000.0 / maps[:, 2]
+    """
+    t0 = time.perf_counter()
+    physics = as_qmri(physics, model, echo_times, inversion_times)
+    yn, gamma = prepare(physics, y)
+    if yn.shape[0] != 1:
+        raise ValueError(f"y: expected one scan (batch 1), received batch {yn.shape[0]}")
+    for name, val in (("warm_iter", warm_iter), ("n_blocks", n_blocks), ("dc_iter", dc_iter), ("n_splits", n_splits),
+                      ("max_epochs", max_epochs), ("patience", patience)):  # fmt: skip
+        _check_int(name, val)
+    check_positive("lam", lam)
+    check_positive("lr", lr)
+    rho, val_fraction = _check_fraction("rho", rho), _check_fraction("val_fraction", val_fraction)
+    if warm_start is None:
+        warm_start, warm_info = nlcg_maps(physics, y, max_iter=warm_iter, progress=progress)
+    else:
+        physics.check_x(warm_start)
+        warm_info = {}
+    s = scales(physics, warm_start)
+    v0 = torch.cat([warm_start[:, :2] / gamma, warm_start[:, 2:]], dim=1) / s
+
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the CNN's initialisation
+    omega = physics.sense.sampling_mask()
+    rest, val = split_samples(omega, val_fraction, gen)
+    net = _Unrolled(physics, s, n_blocks, dc_iter, lam, width, depth)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+
+    def masked(m: torch.Tensor) -> tuple[SenseMRI, torch.Tensor]:
+        return physics.sense.with_mask(m), yn * m
+
+    sense_rest, y_rest = masked(rest)
+    sense_val, y_val = masked(val)
+    splits = [split_samples(rest, rho, gen) for _ in range(n_splits)]
+    splits = [(masked(dc), masked(loss)) for dc, loss in splits]
+
+    def loss_on(v: torch.Tensor, sense_loss: SenseMRI, y_loss: torch.Tensor) -> torch.Tensor:
+        return _kspace_loss(sense_loss.A_complex(physics.signal(v * s)), y_loss)
+
+    best = (math.inf, 0, net.state())
+    train_hist, val_hist = [], []
+    bar = tqdm(range(max_epochs), desc="NLCG-Net epochs", disable=not (progress if progress is not None else False), leave=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
+        for epoch in bar:
+            total = 0.0
+            for (sense_dc, y_dc), (sense_loss, y_loss) in splits:
+                opt.zero_grad()
+                loss = loss_on(net(v0, sense_dc, y_dc), sense_loss, y_loss)
+                loss.backward()
+                opt.step()
+                total += float(loss)
+            with torch.no_grad():
+                val_loss = float(loss_on(net(v0, sense_rest, y_rest), sense_val, y_val))
+            train_hist.append(total / n_splits)
+            val_hist.append(val_loss)
+            bar.set_postfix(val=f"{val_loss:.4f}")
+            if val_loss < best[0]:
+                best = (val_loss, epoch, net.state())
+            elif epoch - best[1] >= patience:
+                break
+        net.load(best[2])
+        with torch.no_grad():
+            v = net(v0, physics.sense, yn)
+    maps = _rescale(v * s, gamma)
+    info = {
+        "warm_start": warm_start, "warm_history": warm_info.get("history"), "train_loss": train_hist,
+        "val_loss": val_hist, "best_epoch": best[1], "epochs": len(val_hist), "lam": float(net.lam.abs()),
+        "time_s": time.perf_counter() - t0, "data_scale": gamma,
+    }  # fmt: skip
+    return maps, info
