@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 
 REAL_DTYPES = (torch.float32, torch.float64)
@@ -68,3 +69,12 @@ def check_positive(name: str, value: object, *, allow_zero: bool = False) -> flo
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name}: expected a finite number {bound}, received {value!r}")
     return v
+
+
+def check_int(name: str, value: object, minimum: int = 1) -> int:
+    """Check that ``value`` is an integer (not a bool) >= ``minimum``; return it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, received {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, received {value!r}")
+    return int(value)

@@ -11,7 +11,7 @@ Then ``n_blocks`` unrolled blocks, in the scaled variables :math:`v = x / s` of
 
 ``n_dc`` = 10 NLCG steps (Dai-Yuan, secant line search, projection :math:`R \ge R_{\min}`) per
 block, one CNN (:class:`~denoisers.resnet.ResNet2D`, identity at initialisation) shared by all
-blocks, :math:`\lambda` learnable (initial 0.05).
+blocks, :math:`\lambda > 0` learnable (initial 0.05; trained as :math:`\log\lambda`).
 
 Zero-shot self-supervised training on the scan's own k-space (nothing uses a ground truth):
 the acquired samples :math:`\Omega` (per echo; a small central block always stays in the
@@ -43,10 +43,10 @@ import torch
 from tqdm.auto import tqdm
 
 from denoisers.resnet import ResNet2D
-from operators._validate import check_positive
+from operators._validate import check_int, check_positive
 from operators.mri import SenseMRI
 from operators.qmri import QuantitativeMRI
-from recon.methods.qmri import _check_int, _rescale, as_qmri, data_consistency, nlcg_maps, prepare, rate_projection, scales
+from recon.methods.qmri import as_qmri, data_consistency, nlcg_maps, prepare, rate_projection, rescale_m0, scales
 from recon.solvers import NLCG
 
 __all__ = ["nlcg_net", "split_samples"]
@@ -92,11 +92,11 @@ class _Unrolled:
     def __init__(self, physics: QuantitativeMRI, s: torch.Tensor, n_blocks: int, dc_iter: int, lam0: float, width: int, depth: int):
         self.physics, self.s, self.n_blocks, self.dc_iter = physics, s, n_blocks, dc_iter
         self.cnn = ResNet2D(3, width=width, n_blocks=depth).to(s.dtype)
-        self.lam = torch.nn.Parameter(torch.tensor(lam0, dtype=s.dtype))
+        self.log_lam = torch.nn.Parameter(torch.tensor(math.log(lam0), dtype=s.dtype))
         self.project = rate_projection(physics, s)
 
     def parameters(self) -> list[torch.nn.Parameter]:
-        return [*self.cnn.parameters(), self.lam]
+        return [*self.cnn.parameters(), self.log_lam]
 
     def state(self) -> list[torch.Tensor]:
         return [p.detach().clone() for p in self.parameters()]
@@ -108,7 +108,7 @@ class _Unrolled:
 
     def __call__(self, v: torch.Tensor, sense: SenseMRI, y: torch.Tensor) -> torch.Tensor:
         phys = QuantitativeMRI(sense, self.physics.model, self.physics.times_ms)
-        lam = self.lam.abs()
+        lam = self.log_lam.exp()
         for _ in range(self.n_blocks):
             z = self.cnn(v)
             solver = NLCG(
@@ -134,6 +134,7 @@ def nlcg_net(
     rho: float = 0.4,
     val_fraction: float = 0.2,
     lr: float = 1e-4,
+    lr_lambda: float = 0.01,
     max_epochs: int = 250,
     patience: int = 25,
     width: int = 32,
@@ -157,7 +158,10 @@ def nlcg_net(
         n_splits: random data-consistency / loss splits per epoch (25).
         rho: loss-set fraction of the non-validation samples (0.4).
         val_fraction: validation fraction of the acquired samples (0.2).
-        lr: Adam learning rate (1e-4).
+        lr: Adam learning rate of the CNN (1e-4).
+        lr_lambda: Adam learning rate of :math:`\log\lambda` (0.01; Adam moves a parameter by
+            about its learning rate per step whatever the gradient's scale, so :math:`\lambda` is
+            learnt in the log domain to change by a factor, not by an amount).
         max_epochs: epochs at most (250); patience: early-stopping patience in epochs (25).
         width, depth: channels and residual blocks of the CNN.
         seed: seeds the splits and the network initialisation.
@@ -181,9 +185,10 @@ def nlcg_net(
         raise ValueError(f"y: expected one scan (batch 1), received batch {yn.shape[0]}")
     for name, val in (("warm_iter", warm_iter), ("n_blocks", n_blocks), ("dc_iter", dc_iter), ("n_splits", n_splits),
                       ("max_epochs", max_epochs), ("patience", patience)):  # fmt: skip
-        _check_int(name, val)
+        check_int(name, val)
     check_positive("lam", lam)
     check_positive("lr", lr)
+    check_positive("lr_lambda", lr_lambda)
     rho, val_fraction = _check_fraction("rho", rho), _check_fraction("val_fraction", val_fraction)
     if warm_start is None:
         warm_start, warm_info = nlcg_maps(physics, y, max_iter=warm_iter, progress=progress)
@@ -191,14 +196,14 @@ def nlcg_net(
         physics.check_x(warm_start)
         warm_info = {}
     s = scales(physics, warm_start)
-    v0 = torch.cat([warm_start[:, :2] / gamma, warm_start[:, 2:]], dim=1) / s
+    v0 = rescale_m0(warm_start, 1.0 / gamma) / s
 
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # the CNN's initialisation
     omega = physics.sense.sampling_mask()
     rest, val = split_samples(omega, val_fraction, gen)
     net = _Unrolled(physics, s, n_blocks, dc_iter, lam, width, depth)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    opt = torch.optim.Adam([{"params": list(net.cnn.parameters()), "lr": lr}, {"params": [net.log_lam], "lr": lr_lambda}])
 
     def masked(m: torch.Tensor) -> tuple[SenseMRI, torch.Tensor]:
         return physics.sense.with_mask(m), yn * m
@@ -236,10 +241,10 @@ def nlcg_net(
         net.load(best[2])
         with torch.no_grad():
             v = net(v0, physics.sense, yn)
-    maps = _rescale(v * s, gamma)
+    maps = rescale_m0(v * s, gamma)
     info = {
         "warm_start": warm_start, "warm_history": warm_info.get("history"), "train_loss": train_hist,
-        "val_loss": val_hist, "best_epoch": best[1], "epochs": len(val_hist), "lam": float(net.lam.abs()),
+        "val_loss": val_hist, "best_epoch": best[1], "epochs": len(val_hist), "lam": float(net.log_lam.exp()),
         "time_s": time.perf_counter() - t0, "data_scale": gamma,
     }  # fmt: skip
     return maps, info

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import torch
 
-from operators._validate import check_option, check_positive
+from operators._validate import check_int, check_option, check_positive
 from operators.mri import SenseMRI
 from operators.qmri import MODELS, QuantitativeMRI
 from recon.solvers import CG, NLCG
@@ -46,12 +46,6 @@ RATE_SCALE = {"t2": 10.0, "t1": 1.0}
 RATE_MIN = {"t2": 1e-4, "t1": 0.0}
 #: Initial rate of NLCG's start (1/s): T2 = 100 ms, T1 = 1 s.
 RATE_INIT = {"t2": 10.0, "t1": 1.0}
-
-
-def _check_int(name: str, value: object, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, received {value!r}")
-    return value
 
 
 def as_qmri(
@@ -96,9 +90,12 @@ def prepare(physics: QuantitativeMRI, y: torch.Tensor) -> tuple[torch.Tensor, fl
     return y / gamma, gamma
 
 
-def _rescale(v_maps: torch.Tensor, gamma: float) -> torch.Tensor:
-    """Maps in data units -> physical M0 units: multiply (Re M0, Im M0) by ``gamma``."""
-    return torch.cat([v_maps[:, :2] * gamma, v_maps[:, 2:]], dim=1)
+def rescale_m0(maps: torch.Tensor, factor: float) -> torch.Tensor:
+    """Multiply the (Re M0, Im M0) channels of ``maps`` (B, 3, H, W) by ``factor``, keep R.
+
+    ``factor = gamma`` takes maps from data units to physical units, ``1 / gamma`` back.
+    """
+    return torch.cat([maps[:, :2] * factor, maps[:, 2:]], dim=1)
 
 
 def rate_grid(model: str, n_rates: int = 400, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -169,14 +166,14 @@ def qmri_fit(
     t0 = time.perf_counter()
     physics = as_qmri(physics, model, echo_times, inversion_times)
     yn, gamma = prepare(physics, y)
-    _check_int("max_iter", max_iter)
+    check_int("max_iter", max_iter)
     sense = physics.sense
     rhs = sense.A_adjoint_complex(yn)
     images, hist = CG(
         lambda x: sense.A_adjoint_complex(sense.A_complex(x)), rhs, max_iter=max_iter, tol=check_positive("tol", tol),
         progress=progress,
     ).run()  # fmt: skip
-    maps = _rescale(dictionary_fit(physics, images), gamma)
+    maps = rescale_m0(dictionary_fit(physics, images), gamma)
     return maps, {**_cg_info(hist, t0), "images": images * gamma, "data_scale": gamma}
 
 
@@ -220,7 +217,7 @@ def subspace_recon(
     t0 = time.perf_counter()
     physics = as_qmri(physics, model, echo_times, inversion_times)
     yn, gamma = prepare(physics, y)
-    _check_int("rank", rank)
+    check_int("rank", rank)
     if rank > physics.sense.n_echoes:
         raise ValueError(f"rank: expected at most the number of echoes {physics.sense.n_echoes}, received {rank}")
     sense = physics.sense
@@ -238,7 +235,7 @@ def subspace_recon(
         tol=check_positive("tol", tol), progress=progress,
     ).run()  # fmt: skip
     images = expand(coef)
-    maps = _rescale(dictionary_fit(physics, images), gamma)
+    maps = rescale_m0(dictionary_fit(physics, images), gamma)
     return maps, {**_cg_info(hist, t0), "images": images * gamma, "basis": phi, "data_scale": gamma}
 
 
@@ -298,19 +295,19 @@ def nlcg_maps(
     t0 = time.perf_counter()
     physics = as_qmri(physics, model, echo_times, inversion_times)
     yn, gamma = prepare(physics, y)
-    _check_int("max_iter", max_iter)
+    check_int("max_iter", max_iter)
     if x0 is None:
         x0 = initial_maps(physics, yn)
     else:
         physics.check_x(x0)
-        x0 = torch.cat([x0[:, :2] / gamma, x0[:, 2:]], dim=1)
+        x0 = rescale_m0(x0, 1.0 / gamma)
     s = scales(physics, x0)
     solver = NLCG(
         data_consistency(physics, yn, s), beta="DY", line_search="secant", projection=rate_projection(physics, s),
         max_ls=20, max_iter=max_iter, tol=check_positive("tol", tol), progress=progress,
     )  # fmt: skip
     v, hist = solver.run(x0 / s)
-    return _rescale(v * s, gamma), {"history": hist, "time_s": time.perf_counter() - t0, "data_scale": gamma}
+    return rescale_m0(v * s, gamma), {"history": hist, "time_s": time.perf_counter() - t0, "data_scale": gamma}
 
 
 def data_consistency(physics: QuantitativeMRI, yn: torch.Tensor, s: torch.Tensor, lam=None, z=None):
