@@ -35,7 +35,9 @@ def check_tensor(name: str, value: object, *, ndim: int | None = None, real: boo
         raise TypeError(f"{name}: expected dtype in ({names}), received {str(value.dtype).replace('torch.', '')}")
     if ndim is not None and value.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D tensor, received shape {tuple(value.shape)}")
-    if not bool(torch.isfinite(value).all()):
+    # A finite sum proves every entry finite (NaN/Inf propagate) in one cheap reduction; only a
+    # non-finite sum (or an overflowing one) pays for the element-wise test.
+    if not bool(torch.isfinite(value.sum())) and not bool(torch.isfinite(value).all()):
         n_bad = int((~torch.isfinite(value)).sum())
         raise ValueError(f"{name}: expected finite values, received {n_bad} NaN/Inf entries")
     return value

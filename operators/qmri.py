@@ -123,7 +123,7 @@ class QuantitativeMRI(Physics):
         m0, rate = self._split(x)
         dm0, drate = self._split(dx)
         a, da = self.basis(rate)
-        return self.sense.A_complex(a * dm0 + m0 * da * drate)
+        return self.sense.apply(a * dm0 + m0 * da * drate)
 
     def vjp_signal(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         r"""Adjoint Jacobian of the signal model applied to a signal-domain residual ``r`` (B, E, H, W).
@@ -149,9 +149,9 @@ class QuantitativeMRI(Physics):
         """
         m0, rate = self._split(x)
         a, da = self.basis(rate)
-        res = self.sense.A_complex(m0 * a) - y
+        res = self.sense.apply(m0 * a) - y
         f = 0.5 * (res.real.square().sum() + res.imag.square().sum())
-        return f, _gradient(m0, a, da, self.sense.A_adjoint_complex(res))
+        return f, _gradient(m0, a, da, self.sense.apply_adjoint(res))
 
     def check_y(self, y: object) -> torch.Tensor:
         """Validate measurements: complex ``(B, N, E, H, W)``, finite."""

@@ -22,16 +22,6 @@ from operators.kspace_masks import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One torch thread here: on the busy 2-core test machine, MKL's threaded eigh of the 288 x 288 ESPIRiT
-    Gram matrix took 3 s with 2 threads against 7 ms with 1 (measured); results do not depend on it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _centre_columns(W: int, n: int) -> slice:
     return slice(W // 2 - n // 2, W // 2 - n // 2 + n)
 

@@ -177,3 +177,39 @@ def test_bad_model_and_arguments():
         recon.subspace_recon(phys, torch.ones(1, 4, 8, 12, 10, dtype=torch.complex128), rank=9)
     with pytest.raises(ValueError, match=r"x: expected shape \(\*, 3, 12, 10\)"):
         phys.A(torch.zeros(1, 2, 12, 10, dtype=torch.float64))
+
+
+def test_split_samples_partitions_the_mask_and_keeps_the_centre():
+    from recon.methods.nlcg_net import CENTRE_BLOCK, split_samples
+
+    mask = (torch.rand(3, 16, 20, generator=torch.Generator().manual_seed(8)) < 0.5).double()
+    mask[:, 6:10, 8:12] = 1
+    keep, taken = split_samples(mask, 0.4, torch.Generator().manual_seed(0))
+    assert torch.equal(keep + taken, mask) and float((keep * taken).abs().sum()) == 0.0
+    c0, c1 = 8 - CENTRE_BLOCK // 2, 10 - CENTRE_BLOCK // 2
+    assert float(taken[:, c0 : c0 + CENTRE_BLOCK, c1 : c1 + CENTRE_BLOCK].sum()) == 0.0
+    eligible = mask.sum((1, 2)) - CENTRE_BLOCK**2
+    assert torch.equal(taken.sum((1, 2)), torch.round(0.4 * eligible))
+
+
+def test_nlcg_net_runs_and_reports_its_training():
+    phys = QuantitativeMRI(_sense(8, 16, 16, seed=2, dtype=torch.complex64), "t2", TE)
+    x = _maps("t2", 16, 16, dtype=torch.float32)
+    y = phys.A(x)
+    maps, info = recon.nlcg_net(phys, y, warm_iter=5, n_blocks=1, dc_iter=2, n_splits=2, max_epochs=2, progress=False)
+    assert maps.shape == (1, 3, 16, 16) and bool(torch.isfinite(maps).all())
+    assert info["epochs"] == 2 and len(info["val_loss"]) == 2 and info["warm_start"].shape == maps.shape
+    assert info["lam"] > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [({"rho": 1.5}, "rho: expected a fraction"), ({"val_fraction": 0.0}, "val_fraction"), ({"n_blocks": 0}, "n_blocks")],
+)
+def test_nlcg_net_bad_arguments(kwargs, match):
+    phys = QuantitativeMRI(_sense(8, 16, 16, dtype=torch.complex64), "t2", TE)
+    y = phys.A(_maps("t2", 16, 16, dtype=torch.float32))
+    with pytest.raises(ValueError, match=match):
+        recon.nlcg_net(phys, y, warm_iter=1, **kwargs)
+    with pytest.raises(ValueError, match="y: expected one scan"):
+        recon.nlcg_net(phys, torch.cat([y, y]), warm_iter=1)

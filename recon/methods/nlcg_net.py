@@ -6,7 +6,7 @@ Then ``n_blocks`` unrolled blocks, in the scaled variables :math:`v = x / s` of
 
 .. math::
     z_k = \mathrm{CNN}_\theta(v_k),\qquad
-    v_{k+1} = \mathrm{NLCG}^{(n_{dc})}_{\text{start } z_k}\Big[\tfrac12\|A_\Theta(s v) - y_\Theta\|^2
+    v_{k+1} = \mathrm{NLCG}^{(n_{dc})}_{\text{start } v_k}\Big[\tfrac12\|A_\Theta(s v) - y_\Theta\|^2
     + \tfrac{\lambda}2\|v - z_k\|^2\Big],
 
 ``n_dc`` = 10 NLCG steps (Dai-Yuan, secant line search, projection :math:`R \ge R_{\min}`) per
@@ -115,7 +115,7 @@ class _Unrolled:
                 data_consistency(phys, y, self.s, lam, z), beta="DY", line_search="secant", projection=self.project,
                 max_ls=20, max_iter=self.dc_iter, tol=0.0, progress=False,
             )  # fmt: skip
-            v, _ = solver.run(z)
+            v, _ = solver.run(v)
         return v
 
 
@@ -214,7 +214,7 @@ def nlcg_net(
     splits = [(masked(dc), masked(loss)) for dc, loss in splits]
 
     def loss_on(v: torch.Tensor, sense_loss: SenseMRI, y_loss: torch.Tensor) -> torch.Tensor:
-        return _kspace_loss(sense_loss.A_complex(physics.signal(v * s)), y_loss)
+        return _kspace_loss(sense_loss.apply(physics.signal(v * s)), y_loss)
 
     best = (math.inf, 0, net.state())
     train_hist, val_hist = [], []

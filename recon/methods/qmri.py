@@ -170,7 +170,7 @@ def qmri_fit(
     sense = physics.sense
     rhs = sense.A_adjoint_complex(yn)
     images, hist = CG(
-        lambda x: sense.A_adjoint_complex(sense.A_complex(x)), rhs, max_iter=max_iter, tol=check_positive("tol", tol),
+        lambda x: sense.apply_adjoint(sense.apply(x)), rhs, max_iter=max_iter, tol=check_positive("tol", tol),
         progress=progress,
     ).run()  # fmt: skip
     maps = rescale_m0(dictionary_fit(physics, images), gamma)
@@ -231,7 +231,7 @@ def subspace_recon(
 
     rhs = project(sense.A_adjoint_complex(yn))
     coef, hist = CG(
-        lambda c: project(sense.A_adjoint_complex(sense.A_complex(expand(c)))), rhs, max_iter=max_iter,
+        lambda c: project(sense.apply_adjoint(sense.apply(expand(c)))), rhs, max_iter=max_iter,
         tol=check_positive("tol", tol), progress=progress,
     ).run()  # fmt: skip
     images = expand(coef)
