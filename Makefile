@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/tv_reconstruction.py
 	$(PY) benchmarks/graph_laplacian.py
 	$(PY) benchmarks/mimo_operator.py
+	$(PY) benchmarks/mri.py
 
 clean-venv:
 	rm -rf $(VENV)

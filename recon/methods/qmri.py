@@ -36,9 +36,9 @@ from recon.solvers import CG, NLCG
 
 __all__ = ["DEFAULT_RATES", "as_qmri", "dictionary_fit", "nlcg_maps", "prepare", "qmri_fit", "subspace_recon"]
 
-#: Rate grids of the dictionaries, 1/s: T2 from 5 ms to 3 s, T1 from 50 ms to 6 s (log-spaced).
+#: Rate grids of the dictionaries, 1/s: T2 from 10 ms to 3 s, T1 from 50 ms to 6 s (log-spaced).
 DEFAULT_RATES = {
-    "t2": (1000.0 / 3000.0, 1000.0 / 5.0),
+    "t2": (1000.0 / 3000.0, 1000.0 / 10.0),
     "t1": (1000.0 / 6000.0, 1000.0 / 50.0),
 }
 #: Scale of the rate in NLCG's variables (1/s) and the lower bound of the rate (1/s), per model.
