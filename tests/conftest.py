@@ -3,9 +3,20 @@
 ``make test`` runs two pytest-xdist workers on two cores; with torch's default of one thread per
 core each, every parallel torch region of one worker waits for the other's (MKL's threaded eigh
 of a 288 x 288 ESPIRiT Gram matrix took 3 s with 2 threads against 7 ms with 1 on the busy
-machine). Tests that need another count (reproducing a weight card) set it themselves.
+machine). Tests that need another count (reproducing a weight card) set it themselves inside
+the ``torch_state`` fixture, which restores it.
 """
 
+import pytest
 import torch
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture
+def torch_state():
+    """For tests that change torch's thread count or deterministic mode: restore both afterwards."""
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(deterministic)

@@ -25,7 +25,7 @@ def test_ct_unet_loads_offline_in_eval_mode(ct_unet):
     assert (WEIGHTS_DIR / "ct_unet.pt").stat().st_size < 5 * 1024**2
 
 
-def test_ct_unet_reproduces_card_psnr(ct_unet):
+def test_ct_unet_reproduces_card_psnr(ct_unet, torch_state):
     info = zoo.card("ct_unet")
     first, last = info["validation"]["seeds"]
     assert last < 900_000  # held-out images are not test images and not training images

@@ -204,7 +204,10 @@ def test_nlcg_net_runs_and_reports_its_training():
 
 @pytest.mark.parametrize(
     "kwargs,match",
-    [({"rho": 1.5}, "rho: expected a fraction"), ({"val_fraction": 0.0}, "val_fraction"), ({"n_blocks": 0}, "n_blocks")],
+    [
+        ({"rho": 1.5}, "rho: expected a fraction"), ({"val_fraction": 0.0}, "val_fraction"), ({"n_blocks": 0}, "n_blocks"),
+        ({"grad_clip": 0.0}, "grad_clip: expected a number > 0"),
+    ],
 )
 def test_nlcg_net_bad_arguments(kwargs, match):
     phys = QuantitativeMRI(_sense(8, 16, 16, dtype=torch.complex64), "t2", TE)

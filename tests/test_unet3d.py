@@ -128,15 +128,6 @@ def test_default_unet3d_fits_the_weight_budget():
 # ----------------------------------------------------------------------------- training entry
 
 
-@pytest.fixture
-def torch_state():
-    """``main`` sets the thread count and deterministic mode globally: restore them afterwards."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(deterministic)
-
-
 TINY = ["--threads", "1", "--epochs", "1", "--n-train", "3", "--n-val", "1", "--batch-size", "2", "--widths", "4", "8"]
 
 

@@ -141,6 +141,7 @@ def nlcg_net(
     val_fraction: float = 0.2,
     lr: float = 1e-4,
     lr_lambda: float = 0.01,
+    grad_clip: float = math.inf,
     max_epochs: int = 250,
     patience: int = 25,
     width: int = 32,
@@ -168,6 +169,8 @@ def nlcg_net(
         lr_lambda: Adam learning rate of :math:`\log\lambda` (0.01; Adam moves a parameter by
             about its learning rate per step whatever the gradient's scale, so :math:`\lambda` is
             learnt in the log domain to change by a factor, not by an amount).
+        grad_clip: clip the gradient's global norm to this value before each Adam step
+            (``math.inf``: no clipping; the norms before clipping are in ``info["grad_norm"]``).
         max_epochs: epochs at most (250); patience: early-stopping patience in epochs (25).
         width, depth: channels and residual blocks of the CNN.
         seed: seeds the splits and the network initialisation.
@@ -178,7 +181,8 @@ def nlcg_net(
 
     Returns:
         ``(maps, info)``: maps ``(1, 3, H, W)`` = (Re M0, Im M0, R [1/s]); info with
-        ``warm_start`` (maps), ``train_loss`` and ``val_loss`` per epoch, ``best_epoch``,
+        ``warm_start`` (maps), ``train_loss`` and ``val_loss`` per epoch, ``grad_norm`` per step,
+        ``best_epoch``,
         ``lam`` (final), ``epochs``, ``time_s`` and ``data_scale``.
 
     Example:
@@ -196,6 +200,8 @@ def nlcg_net(
     check_positive("lam", lam)
     check_positive("lr", lr)
     check_positive("lr_lambda", lr_lambda)
+    if not (isinstance(grad_clip, (int, float)) and grad_clip > 0):
+        raise ValueError(f"grad_clip: expected a number > 0 (math.inf for none), received {grad_clip!r}")
     rho, val_fraction = _check_fraction("rho", rho), _check_fraction("val_fraction", val_fraction)
     if warm_start is None:
         warm_start, warm_info = nlcg_maps(physics, y, max_iter=warm_iter, progress=progress)
@@ -230,7 +236,7 @@ def nlcg_net(
         return _kspace_loss(sense_loss.apply(physics.signal(v * s)), y_loss)
 
     best = (math.inf, 0, net.state())
-    train_hist, val_hist = [], []
+    train_hist, val_hist, grad_norms = [], [], []
     bar = tqdm(range(max_epochs), desc="NLCG-Net epochs", disable=not bar_on, leave=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
@@ -240,6 +246,7 @@ def nlcg_net(
                 opt.zero_grad()
                 loss = loss_on(net(v_dc, sense_dc, y_dc), sense_loss, y_loss)
                 loss.backward()
+                grad_norms.append(float(torch.nn.utils.clip_grad_norm_(net.parameters(), grad_clip)))
                 opt.step()
                 total += float(loss)
             with torch.no_grad():
@@ -257,7 +264,7 @@ def nlcg_net(
     maps = rescale_m0(v * s, gamma)
     info = {
         "warm_start": warm_start, "warm_history": warm_info.get("history"), "train_loss": train_hist,
-        "val_loss": val_hist, "best_epoch": best[1], "epochs": len(val_hist), "lam": float(net.log_lam.exp()),
+        "val_loss": val_hist, "grad_norm": grad_norms, "best_epoch": best[1], "epochs": len(val_hist), "lam": float(net.log_lam.exp()),
         "time_s": time.perf_counter() - t0, "data_scale": gamma,
     }  # fmt: skip
     return maps, info
