@@ -2,7 +2,9 @@
 
 ``load(name)`` returns a shipped network (weights from ``data/weights``, checked by sha256);
 ``python -m denoisers.train NAME`` reproduces the weights. Shipped names: ``"ct_unet"`` (2D CT
-post-processing U-Net) and ``"mimo_unet3d"`` (3D U-Net magnitude denoiser for MIMO imaging).
+post-processing U-Net), ``"mimo_unet3d"`` (3D U-Net magnitude denoiser for MIMO imaging) and
+``"ct_dncnn"`` (:class:`denoisers.dncnn.DnCNN`, blind Gaussian denoiser of dynamic-object frames,
+the RED denoiser of RED-PSM).
 """
 
 from denoisers.zoo import available, load

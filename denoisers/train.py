@@ -26,6 +26,17 @@ Known names:
   Gaussian noise of standard deviation sigma, all from one seeded generator); the loss is the
   MSE to the clean patch, with Adam (lr 1e-3, cosine decay to 0). Validation: PSNR of the noisy
   and the denoised full 25x25x49 volumes at sigma 0.05 and 0.1.
+* ``ct_dncnn``: :class:`denoisers.dncnn.DnCNN` blind Gaussian denoiser of single frames of
+  dynamic objects (the RED denoiser of RED-PSM). Data: :func:`dynamic_frames`: the 8 frames of
+  ``dynamic_object(128, 8, seed, kind)`` (:func:`recon.phantoms.dynamic_object`) for training
+  seeds ``0 .. n_train-1`` and validation seeds ``300000 .. 300000+n_val-1``, of kind
+  :data:`DNCNN_KINDS` ``[seed % 4]`` (three COULE-like objects, then a cardiac one; never
+  Shepp-Logan, whose image is the same for every seed). Each epoch draws one random
+  ``crop x crop`` patch per training frame, a noise level ``sigma ~ U[0, sigma_max]`` per patch
+  (0.1 by default, i.e. down to 20 dB PSNR on [0, 1] frames, a blind range for the iterates RED
+  denoises) and noisy = clean + sigma * N(0, 1) (:func:`gaussian_noisy`); the loss is
+  the MSE to the clean patch, with Adam (lr 1e-3, cosine decay to 0). Validation: PSNR of the
+  noisy and of the denoised full 128x128 frames at sigma 0.02, 0.05 and 0.1.
 
 Training is seeded and deterministic on CPU (``torch.manual_seed``,
 ``torch.use_deterministic_algorithms(True)``, a fixed data order from a seeded generator), so
@@ -35,6 +46,7 @@ machines.
 Example:
     $ python -m denoisers.train ct_unet --epochs 36 --seed 0
     $ python -m denoisers.train mimo_unet3d --threads 1
+    $ python -m denoisers.train ct_dncnn --threads 1
 """
 
 from __future__ import annotations
@@ -45,7 +57,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -62,6 +74,9 @@ __all__ = [
     "mimo_magnitudes",
     "evaluate_mimo_unet3d",
     "magnitude_noisy",
+    "dynamic_frames",
+    "gaussian_noisy",
+    "evaluate_dncnn",
     "sha256_file",
     "main",
 ]
@@ -74,6 +89,12 @@ CT_NOISE_LEVEL = 0.02
 CT_VAL_FIRST_SEED = 100_000
 MIMO_VAL_FIRST_SEED = 200_000
 MIMO_VAL_SIGMAS = (0.05, 0.1)
+DNCNN_VAL_FIRST_SEED = 300_000
+DNCNN_VAL_SIGMAS = (0.02, 0.05, 0.1)
+DNCNN_SIZE = 128
+DNCNN_FRAMES = 8
+#: Kind of the dynamic object of seed ``s`` in the ``ct_dncnn`` data: ``DNCNN_KINDS[s % 4]``.
+DNCNN_KINDS = ("coule", "coule", "coule", "cardiac")
 
 
 # ----------------------------------------------------------------------------- CT data
@@ -147,14 +168,139 @@ def _run_epoch(net: torch.nn.Module, opt, sched, batches, loss_fn: Callable) -> 
     return total / count
 
 
+def _noisy_patch_batches(
+    clean: torch.Tensor, crop: Sequence[int], batch_size: int, sigma_max: float, gen: torch.Generator, noisy_fn: Callable
+) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """One epoch of denoiser training batches: a random crop and noise level per clean sample.
+
+    Draws, in this order from ``gen``: the sample order, one crop corner per sample, one
+    ``sigma ~ U[0, sigma_max]`` per sample; then, batch by batch (lazily), the noise of
+    ``noisy_fn(patches, sigma, gen)`` with ``sigma`` shaped to broadcast over each patch.
+
+    Args:
+        clean: clean samples (n, 1, *spatial).
+        crop: patch shape, one size per spatial axis.
+        batch_size: patches per batch.
+        sigma_max: largest noise standard deviation.
+        gen: the seeded generator of every draw.
+        noisy_fn: ``(clean, sigma, gen) -> noisy``, e.g. :func:`gaussian_noisy`.
+
+    Yields:
+        ``(noisy, sigma), clean_patches``: (b, 1, *crop), (b,) and (b, 1, *crop).
+    """
+    n = len(clean)
+    perm = torch.randperm(n, generator=gen)
+    corners = torch.stack([torch.randint(0, s - c + 1, (n,), generator=gen) for s, c in zip(clean.shape[2:], crop)], dim=1)
+    sigmas = sigma_max * torch.rand(n, generator=gen)
+    for k in range(0, n, batch_size):
+        idx = perm[k : k + batch_size].tolist()
+        boxes = zip(idx, corners[idx].tolist())
+        patches = torch.stack([clean[(i, slice(None), *(slice(a, a + c) for a, c in zip(box, crop)))] for i, box in boxes])
+        sig = sigmas[idx]
+        yield (noisy_fn(patches, sig.reshape(-1, *[1] * (patches.ndim - 1)), gen), sig), patches
+
+
+@torch.no_grad()
+def _psnr_before_after(denoise: Callable, degraded: torch.Tensor, clean: torch.Tensor, batch: int) -> tuple[float, float]:
+    """Mean PSNR (dB, data range 1, no clipping) of ``degraded`` and of ``denoise(degraded)``, in chunks of ``batch``."""
+    from recon.metrics import psnr  # noqa: PLC0415
+
+    out = torch.cat([denoise(degraded[i : i + batch]) for i in range(0, len(degraded), batch)])
+    return float(psnr(degraded, clean, 1.0).mean()), float(psnr(out, clean, 1.0).mean())
+
+
+def _fit_denoiser(
+    net: torch.nn.Module,
+    args: argparse.Namespace,
+    log: Callable[[str], None],
+    clean: torch.Tensor,
+    crop: Sequence[int],
+    noisy_fn: Callable,
+    evaluate: Callable[[float], tuple[float, float]],
+    sigmas: Sequence[float],
+    gets_sigma: bool,
+) -> tuple[float, list[dict], list[tuple[float, float]]]:
+    """The MSE training loop of the denoisers trained on noisy patches (``mimo_unet3d``, ``ct_dncnn``).
+
+    Adam with cosine decay (:func:`_adam_cosine`) over ``args.epochs`` epochs of
+    :func:`_noisy_patch_batches` (generator seeded with ``args.seed``); after each epoch
+    ``evaluate(sigma)`` gives the validation ``(psnr_noisy, psnr_net)`` at every ``sigmas``.
+
+    Args:
+        net: the untrained network; called as ``net(noisy, sigma)`` when ``gets_sigma``, else ``net(noisy)``.
+        args: parsed options (epochs, seed, batch_size, lr, sigma_max).
+        log: progress printer.
+        clean: clean training samples (n, 1, *spatial).
+        crop: training patch shape.
+        noisy_fn: ``(clean, sigma, gen) -> noisy``.
+        evaluate: validation at one noise level.
+        sigmas: validation noise levels.
+        gets_sigma: whether the network takes the noise level.
+
+    Returns:
+        ``(final_train_mse, history, p_val)``: the last epoch's mean loss, one dict per epoch and
+        the final ``(psnr_noisy, psnr_net)`` per validation sigma.
+    """
+    opt, sched = _adam_cosine(net, args, len(clean))
+    gen = torch.Generator().manual_seed(args.seed)
+    history = []
+    loss_epoch = float("nan")
+    for epoch in range(1, args.epochs + 1):
+        te = time.perf_counter()
+        net.train()
+        batches = _noisy_patch_batches(clean, crop, args.batch_size, args.sigma_max, gen, noisy_fn)
+        if not gets_sigma:
+            batches = (((noisy,), target) for (noisy, _), target in batches)
+        loss_epoch = _run_epoch(net, opt, sched, batches, lambda out, target: (out - target).square().mean())
+        p_val = [evaluate(s) for s in sigmas]
+        history.append({"epoch": epoch, "train_mse": loss_epoch, "val_psnr_net": [p for _, p in p_val]})
+        scores = ", ".join(f"sigma {s:g}: {p:.2f} dB (noisy {q:.2f})" for s, (q, p) in zip(sigmas, p_val))
+        log(
+            f"epoch {epoch:3d}/{args.epochs}  train MSE {loss_epoch:.2e}  val PSNR net {scores}  "
+            f"lr {sched.get_last_lr()[0]:.2e}  {time.perf_counter() - te:.1f} s"
+        )
+    p_val = [evaluate(s) for s in sigmas]
+    scores = ", ".join(f"sigma {s:g}: noisy {q:.2f} dB, net {p:.2f} dB" for s, (q, p) in zip(sigmas, p_val))
+    log(f"final: val PSNR {scores}")
+    return loss_epoch, history, p_val
+
+
+def _mse_training_card(args: argparse.Namespace, final_mse: float, history: list[dict], **patch: object) -> dict:
+    """The ``training`` section of the card of a :func:`_fit_denoiser` model (``patch``: its crop entry)."""
+    return {
+        "loss": "MSE",
+        "optimizer": "Adam",
+        "lr": args.lr,
+        "lr_schedule": "cosine annealing to 0 over all steps (per step)",
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        **patch,
+        "sigma_max": args.sigma_max,
+        "final_train_mse": final_mse,
+        "history": history,
+    }
+
+
+def _sigma_validation_card(
+    samples: str, seeds: range, noise: str, pipeline: str, sigmas: Sequence[float], p_val: Sequence[tuple[float, float]]
+) -> dict:
+    """The ``validation`` section of the card of a :func:`_fit_denoiser` model (``samples``: "volumes", "frames")."""
+    return {
+        "metric": f"mean PSNR in dB over the held-out {samples}, data_range 1, output not clipped (recon.metrics.psnr)",
+        "seeds": [seeds.start, seeds.stop - 1],
+        "noise": noise,
+        "pipeline": pipeline,
+        "sigmas": list(sigmas),
+        "psnr_noisy": [q for q, _ in p_val],
+        "psnr_net": [p for _, p in p_val],
+    }
+
+
 @torch.no_grad()
 def evaluate_ct_unet(net: torch.nn.Module, x_fbp: torch.Tensor, x_true: torch.Tensor, batch: int = 4) -> tuple[float, float]:
     """Mean PSNR (dB, data range 1, no clipping) of FBP and of ``net(FBP)`` against the truth."""
-    from recon.metrics import psnr  # noqa: PLC0415
-
     net.eval()
-    out = torch.cat([net(x_fbp[i : i + batch]) for i in range(0, len(x_fbp), batch)])
-    return float(psnr(x_fbp, x_true, 1.0).mean()), float(psnr(out, x_true, 1.0).mean())
+    return _psnr_before_after(net, x_fbp, x_true, batch)
 
 
 # ----------------------------------------------------------------------------- MIMO data
@@ -215,12 +361,57 @@ def evaluate_mimo_unet3d(
     Returns:
         ``(psnr_noisy, psnr_net)``.
     """
-    from recon.metrics import psnr  # noqa: PLC0415
-
     net.eval()
     noisy = magnitude_noisy(clean, sigma, torch.Generator().manual_seed(noise_seed))
-    out = torch.cat([net(noisy[i : i + batch], sigma) for i in range(0, len(noisy), batch)])
-    return float(psnr(noisy, clean, 1.0).mean()), float(psnr(out, clean, 1.0).mean())
+    return _psnr_before_after(lambda chunk: net(chunk, sigma), noisy, clean, batch)
+
+
+# ----------------------------------------------------------------------------- dynamic-object frames
+
+
+def dynamic_frames(seeds: Sequence[int], size: int = DNCNN_SIZE, n_frames: int = DNCNN_FRAMES) -> torch.Tensor:
+    """Single frames of the ``ct_dncnn`` pipeline: every frame of one dynamic object per seed.
+
+    Seed ``s`` gives ``dynamic_object(size, n_frames, s, DNCNN_KINDS[s % 4])``
+    (:func:`recon.phantoms.dynamic_object`, default deformation), so a quarter of the objects
+    are cardiac-like and the rest COULE-like.
+
+    Args:
+        seeds: object seeds (use seeds below ``recon.phantoms.TEST_SEEDS.start`` for training).
+        size: image side N.
+        n_frames: frames per object.
+
+    Returns:
+        (len(seeds) * n_frames, 1, N, N) float32 frames in [0, 1], object-major.
+
+    Example:
+        >>> clean = dynamic_frames(range(300_000, 300_004))  # (32, 1, 128, 128)
+    """
+    from recon.phantoms import dynamic_object  # noqa: PLC0415
+
+    objects = [dynamic_object(size, n_frames, int(s), DNCNN_KINDS[int(s) % len(DNCNN_KINDS)]) for s in seeds]
+    return torch.cat(objects, dim=1).reshape(-1, 1, size, size)
+
+
+def gaussian_noisy(clean: torch.Tensor, sigma: float | torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """``clean + sigma * n`` with i.i.d. ``n ~ N(0, 1)`` drawn from ``gen`` (``sigma`` a float or broadcastable tensor)."""
+    return clean + sigma * torch.randn(clean.shape, generator=gen, dtype=clean.dtype)
+
+
+@torch.no_grad()
+def evaluate_dncnn(
+    net: torch.nn.Module, clean: torch.Tensor, sigma: float, noise_seed: int = DNCNN_VAL_FIRST_SEED, batch: int = 8
+) -> tuple[float, float]:
+    """:func:`evaluate_mimo_unet3d` for the ``ct_dncnn`` pipeline: ``(psnr_noisy, psnr_net)`` of frames.
+
+    ``net`` is a :class:`denoisers.dncnn.DnCNN` (blind: it does not get ``sigma``), ``clean``
+    frames (B, 1, N, N) and the noisy frames :func:`gaussian_noisy` with the noise drawn from a
+    generator seeded with ``noise_seed``; ``batch`` frames per forward pass. Mean PSNR in dB,
+    data range 1, no clipping.
+    """
+    net.eval()
+    noisy = gaussian_noisy(clean, sigma, torch.Generator().manual_seed(noise_seed))
+    return _psnr_before_after(net, noisy, clean, batch)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -351,8 +542,6 @@ def _train_mimo_unet3d(args: argparse.Namespace, log: Callable[[str], None]) -> 
     crop = tuple(args.crop_shape)
     if any(c < net.stride or c > n or c % net.stride for c, n in zip(crop, shape)):
         raise ValueError(f"--crop-shape: expected 3 multiples of {net.stride} no larger than {shape}, received {crop}")
-    if not args.sigma_max > 0.0:
-        raise ValueError(f"--sigma-max: expected a positive noise level, received {args.sigma_max}")
 
     train_seeds = range(0, args.n_train)
     val_seeds = range(MIMO_VAL_FIRST_SEED, MIMO_VAL_FIRST_SEED + args.n_val)
@@ -361,38 +550,9 @@ def _train_mimo_unet3d(args: argparse.Namespace, log: Callable[[str], None]) -> 
     v_gt = mimo_magnitudes(val_seeds, shape)
     log(f"data: {len(train_seeds)} train + {len(val_seeds)} val scenes of {shape} in {time.perf_counter() - t0:.1f} s")
 
-    opt, sched = _adam_cosine(net, args, len(train_seeds))
-    gen = torch.Generator().manual_seed(args.seed)
-    n = len(train_seeds)
-    history = []
-    loss_epoch = float("nan")
-    for epoch in range(1, args.epochs + 1):
-        te = time.perf_counter()
-        net.train()
-        perm = torch.randperm(n, generator=gen)
-        corners = torch.stack([torch.randint(0, s - c + 1, (n,), generator=gen) for s, c in zip(shape, crop)], dim=1)
-        sigmas = args.sigma_max * torch.rand(n, generator=gen)
-
-        def batches(perm=perm, corners=corners, sigmas=sigmas):  # lazy: noise drawn batch by batch
-            for k in range(0, n, args.batch_size):
-                idx = perm[k : k + args.batch_size].tolist()
-                boxes = zip(idx, corners[idx].tolist())
-                clean = torch.stack([x_gt[i, :, a : a + crop[0], b : b + crop[1], c : c + crop[2]] for i, (a, b, c) in boxes])
-                sig = sigmas[idx]
-                yield (magnitude_noisy(clean, sig.reshape(-1, 1, 1, 1, 1), gen), sig), clean
-
-        loss_epoch = _run_epoch(net, opt, sched, batches(), lambda out, clean: (out - clean).square().mean())
-        p_val = [evaluate_mimo_unet3d(net, v_gt, s) for s in MIMO_VAL_SIGMAS]
-        history.append({"epoch": epoch, "train_mse": loss_epoch, "val_psnr_net": [p for _, p in p_val]})
-        scores = ", ".join(f"sigma {s:g}: {p:.2f} dB (noisy {q:.2f})" for s, (q, p) in zip(MIMO_VAL_SIGMAS, p_val))
-        log(
-            f"epoch {epoch:3d}/{args.epochs}  train MSE {loss_epoch:.2e}  val PSNR net {scores}  "
-            f"lr {sched.get_last_lr()[0]:.2e}  {time.perf_counter() - te:.1f} s"
-        )
-
-    p_val = [evaluate_mimo_unet3d(net, v_gt, s) for s in MIMO_VAL_SIGMAS]
-    scores = ", ".join(f"sigma {s:g}: noisy {q:.2f} dB, net {p:.2f} dB" for s, (q, p) in zip(MIMO_VAL_SIGMAS, p_val))
-    log(f"final: val PSNR {scores}")
+    loss_epoch, history, p_val = _fit_denoiser(
+        net, args, log, x_gt, crop, magnitude_noisy, lambda s: evaluate_mimo_unet3d(net, v_gt, s), MIMO_VAL_SIGMAS, True
+    )
     card = {
         "model": {
             "class": "denoisers.unet3d.UNet3D",
@@ -409,27 +569,66 @@ def _train_mimo_unet3d(args: argparse.Namespace, log: Callable[[str], None]) -> 
             "training_patches": f"one random {'x'.join(map(str, crop))} crop per training volume per epoch (seeded generator)",
             "noise": f"|clean + sigma (n1 + j n2) / sqrt 2| (Rician), sigma ~ U[0, {args.sigma_max:g}] per patch; the net gets sigma",
         },
-        "training": {
-            "loss": "MSE",
-            "optimizer": "Adam",
-            "lr": args.lr,
-            "lr_schedule": "cosine annealing to 0 over all steps (per step)",
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "crop_shape": list(crop),
-            "sigma_max": args.sigma_max,
-            "final_train_mse": loss_epoch,
-            "history": history,
+        "training": _mse_training_card(args, loss_epoch, history, crop_shape=list(crop)),
+        "validation": _sigma_validation_card(
+            "volumes",
+            val_seeds,
+            f"denoisers.train.magnitude_noisy(clean, sigma, torch.Generator().manual_seed({MIMO_VAL_FIRST_SEED}))",
+            "denoisers.train.evaluate_mimo_unet3d(net, mimo_magnitudes(seeds), sigma)",
+            MIMO_VAL_SIGMAS,
+            p_val,
+        ),
+    }
+    return net, card
+
+
+def _build_ct_dncnn(width: int = 16, depth: int = 6) -> torch.nn.Module:
+    from denoisers.dncnn import DnCNN  # noqa: PLC0415
+
+    return DnCNN(width=width, depth=depth)
+
+
+def _train_ct_dncnn(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(args.seed)
+    model_kwargs = {"width": args.width, "depth": args.depth}
+    net = _build_ct_dncnn(**model_kwargs)
+    c = args.crop
+    if not 1 <= c <= DNCNN_SIZE:
+        raise ValueError(f"--crop: expected a patch side in [1, {DNCNN_SIZE}], received {c}")
+
+    train_seeds = range(0, args.n_train)
+    val_seeds = range(DNCNN_VAL_FIRST_SEED, DNCNN_VAL_FIRST_SEED + args.n_val)
+    t0 = time.perf_counter()
+    x_gt = dynamic_frames(train_seeds)
+    v_gt = dynamic_frames(val_seeds)
+    log(f"data: {len(x_gt)} train + {len(v_gt)} val frames ({DNCNN_FRAMES} per object) in {time.perf_counter() - t0:.1f} s")
+
+    loss_epoch, history, p_val = _fit_denoiser(
+        net, args, log, x_gt, (c, c), gaussian_noisy, lambda s: evaluate_dncnn(net, v_gt, s), DNCNN_VAL_SIGMAS, False
+    )
+    card = {
+        "model": {"class": "denoisers.dncnn.DnCNN", "kwargs": model_kwargs, "n_parameters": sum(p.numel() for p in net.parameters())},
+        "task": "blind Gaussian denoising of single frames of dynamic objects (the RED denoiser of RED-PSM): frame + noise -> frame",
+        "data": {
+            "phantom": "recon.phantoms.dynamic_object(128, 8, seed, kind=DNCNN_KINDS[seed % 4]), "
+            f"DNCNN_KINDS = {list(DNCNN_KINDS)}, every frame",
+            "image_size": DNCNN_SIZE,
+            "frames_per_object": DNCNN_FRAMES,
+            "train_seeds": [train_seeds.start, train_seeds.stop - 1],
+            "val_seeds": [val_seeds.start, val_seeds.stop - 1],
+            "pipeline": "denoisers.train.dynamic_frames(seeds)",
+            "training_patches": f"one random {c}x{c} crop per training frame per epoch (seeded generator)",
+            "noise": f"clean + sigma N(0, 1), sigma ~ U[0, {args.sigma_max:g}] per patch; the net does not get sigma",
         },
-        "validation": {
-            "metric": "mean PSNR in dB over the held-out volumes, data_range 1, output not clipped (recon.metrics.psnr)",
-            "seeds": [val_seeds.start, val_seeds.stop - 1],
-            "noise": f"denoisers.train.magnitude_noisy(clean, sigma, torch.Generator().manual_seed({MIMO_VAL_FIRST_SEED}))",
-            "pipeline": "denoisers.train.evaluate_mimo_unet3d(net, mimo_magnitudes(seeds), sigma)",
-            "sigmas": list(MIMO_VAL_SIGMAS),
-            "psnr_noisy": [q for q, _ in p_val],
-            "psnr_net": [p for _, p in p_val],
-        },
+        "training": _mse_training_card(args, loss_epoch, history, crop=c),
+        "validation": _sigma_validation_card(
+            "frames",
+            val_seeds,
+            f"denoisers.train.gaussian_noisy(clean, sigma, torch.Generator().manual_seed({DNCNN_VAL_FIRST_SEED}))",
+            "denoisers.train.evaluate_dncnn(net, dynamic_frames(seeds), sigma)",
+            DNCNN_VAL_SIGMAS,
+            p_val,
+        ),
     }
     return net, card
 
@@ -469,6 +668,24 @@ REGISTRY: dict[str, TrainSpec] = {
         },
         val_first_seed=MIMO_VAL_FIRST_SEED,
     ),
+    "ct_dncnn": TrainSpec(
+        description="DnCNN (6 hidden layers of 16 channels) blind Gaussian denoiser of 128x128 dynamic-object frames, noise std in [0, 0.1]",
+        build=_build_ct_dncnn,
+        train=_train_ct_dncnn,
+        defaults={
+            "epochs": 20,
+            "seed": 0,
+            "batch_size": 16,
+            "lr": 1e-3,
+            "n_train": 1024,
+            "n_val": 3,
+            "crop": 64,
+            "sigma_max": 0.1,
+            "width": 16,
+            "depth": 6,
+        },
+        val_first_seed=DNCNN_VAL_FIRST_SEED,
+    ),
 }
 
 
@@ -486,11 +703,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--n-train", dest="n_train", type=int, help="number of training images (seeds 0..n-1)")
-    p.add_argument("--n-val", dest="n_val", type=int, help="number of validation images")
+    p.add_argument("--n-train", dest="n_train", type=int, help="number of training images or objects (seeds 0..n-1)")
+    p.add_argument("--n-val", dest="n_val", type=int, help="number of validation images or objects")
     p.add_argument("--crop", type=int, help="training patch side")
-    p.add_argument("--width", type=int, help="channels at the finest level")
+    p.add_argument("--width", type=int, help="channels (U-Net: at the finest level)")
     p.add_argument("--levels", type=int, help="resolution levels")
+    p.add_argument("--depth", type=int, help="hidden convolution layers")
     p.add_argument("--widths", type=int, nargs="+", help="channels per resolution level, finest first")
     p.add_argument("--crop-shape", dest="crop_shape", type=int, nargs=3, help="3D training patch (Nx Ny Nz)")
     p.add_argument("--sigma-max", dest="sigma_max", type=float, help="training noise std drawn from U[0, sigma_max]")
@@ -515,6 +733,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             setattr(args, key, value)
     from recon.phantoms import TEST_SEEDS  # noqa: PLC0415
 
+    if "sigma_max" in spec.defaults and not args.sigma_max > 0.0:
+        raise ValueError(f"--sigma-max: expected a positive noise level, received {args.sigma_max}")
     if args.n_train > spec.val_first_seed or spec.val_first_seed + args.n_val > TEST_SEEDS.start:
         raise ValueError(
             f"--n-train/--n-val: training seeds 0..n_train-1 must stay below the validation seeds "

@@ -10,6 +10,8 @@ Example:
     >>> x_clean = net(physics.fbp(y))    # (B, 1, 256, 256) -> same shape
     >>> den = load("mimo_unet3d")
     >>> m_clean = den(m_noisy, sigma=0.1)  # (B, 1, 25, 25, 49) magnitudes -> same shape
+    >>> red = load("ct_dncnn")             # blind DnCNN, the RED denoiser of RED-PSM
+    >>> f_clean = red(frames.reshape(-1, 1, 128, 128))  # one frame per batch entry
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ Conventions, written once for the whole package:
 Modules:
 
 * :mod:`operators.ct`: :class:`ParallelBeamCT`, :class:`FanBeamCT` (2D CT; astra-toolbox or
-  numba Joseph backends; FBP).
+  numba Joseph backends; FBP) and :class:`DynamicCT` (parallel-beam dynamic CT: frames
+  ``(B, P, N, N)`` on the channel axis, one or a few views per frame, bit-reversal angles by
+  default, all frames in one numba kernel call).
 * :mod:`operators.mimo`: :class:`NearFieldMIMO` (3D near-field MIMO radar on complex
   reflectivities; numba kernels on CPU, a torch twin on CUDA); arrays, frequencies and voxel
   grids in :mod:`operators.mimo_geometry`.
@@ -34,9 +36,17 @@ Modules:
 """
 
 from operators import mimo_geometry
-from operators.ct import FanBeamCT, ParallelBeamCT
+from operators.ct import DynamicCT, FanBeamCT, ParallelBeamCT
 from operators.mimo import NearFieldMIMO
 from operators.mri import SenseMRI
 from operators.qmri import QuantitativeMRI
 
-__all__ = ["FanBeamCT", "NearFieldMIMO", "ParallelBeamCT", "QuantitativeMRI", "SenseMRI", "mimo_geometry"]
+__all__ = [
+    "DynamicCT",
+    "FanBeamCT",
+    "NearFieldMIMO",
+    "ParallelBeamCT",
+    "QuantitativeMRI",
+    "SenseMRI",
+    "mimo_geometry",
+]

@@ -1,6 +1,10 @@
-r"""2D X-ray CT operators: parallel-beam and flat-detector fan-beam ray transforms.
+r"""2D X-ray CT operators: parallel-beam and flat-detector fan-beam ray transforms, and dynamic CT.
 
-Both operators are :class:`deepinv.physics.LinearPhysics` subclasses with an exact adjoint, so
+:class:`DynamicCT` is the parallel-beam transform of a time series: each frame has its own few
+views (by default one, in bit-reversal order over [0, pi)), and all frames are projected in one
+call of the numba kernels.
+
+All three operators are :class:`deepinv.physics.LinearPhysics` subclasses with an exact adjoint, so
 deepinv's solvers, ``adjointness_test``, ``compute_sqnorm``, ``A_dagger`` and composition work on
 them. Two interchangeable backends compute the same discretisation of the line integrals
 :math:`y(\theta, u) = \int x(p_{\theta,u} + s\, d_{\theta,u})\, ds`:
@@ -21,7 +25,8 @@ Geometry (the astra-toolbox 2D convention, shared by both backends; lengths in p
   centre at ``origin_detector`` :math:`(-\sin\theta, \cos\theta)`; ray ``k`` joins the source to
   cell ``k``.
 
-Shapes: images ``(B, C, N, N)``, sinograms ``(B, C, n_angles, n_detectors)``; float32 in gives
+Shapes: images ``(B, C, N, N)``, sinograms ``(B, C, n_angles, n_detectors)`` (:class:`DynamicCT`:
+frames on the channel axis, ``(B, P, N, N)`` -> ``(B, P, views, n_detectors)``); float32 in gives
 float32 out and float64 in gives float64 out. The numba backend computes in the input's dtype;
 astra computes in float32 internally, so its float64 results carry float32 precision (the dot
 test still passes at ~1e-6 relative error).
@@ -51,10 +56,10 @@ import torch
 from deepinv.physics import LinearPhysics
 
 from operators._autograd import ApplyLinear
-from operators._validate import check_option, check_positive, check_shape, check_tensor
+from operators._validate import check_int, check_option, check_positive, check_shape, check_tensor
 from operators.kernels import joseph
 
-__all__ = ["ParallelBeamCT", "FanBeamCT", "FBP_FILTERS"]
+__all__ = ["ParallelBeamCT", "FanBeamCT", "DynamicCT", "bit_reversal_angles", "FBP_FILTERS"]
 
 BACKENDS = ("astra", "numba")
 _SERIAL_WORK = 1 << 17  # samples (angles * detectors * N) below which a projection runs on one thread
@@ -112,8 +117,8 @@ def _parse_img_size(img_size: object) -> int:
     return img_size
 
 
-def _parse_angles(angles: object) -> np.ndarray:
-    """``angles`` as a finite, non-empty 1-D float64 array (radians)."""
+def _parse_angles(angles: object, shapes: Sequence[tuple[int, ...]] | None = None) -> np.ndarray:
+    """``angles`` as a finite float64 array (radians): non-empty and 1-D, or of one of ``shapes``."""
     if isinstance(angles, torch.Tensor):
         if angles.is_complex():
             raise TypeError(f"angles: expected real values (radians), received dtype {angles.dtype}")
@@ -126,11 +131,20 @@ def _parse_angles(angles: object) -> np.ndarray:
         if arr.dtype.kind not in "iuf":
             raise TypeError(f"angles: expected real numbers (radians), received dtype {arr.dtype}")
         arr = arr.astype(np.float64)
-    if arr.ndim != 1 or arr.size == 0:
+    if shapes is not None:
+        if arr.shape not in shapes:
+            expected = " or ".join(str(s) for s in shapes)
+            raise ValueError(f"angles: expected shape {expected} (frames, views per frame), received shape {arr.shape}")
+    elif arr.ndim != 1 or arr.size == 0:
         raise ValueError(f"angles: expected a non-empty 1-D array of angles in radians, received shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise ValueError(f"angles: expected finite values, received {int((~np.isfinite(arr)).sum())} NaN/Inf")
     return np.ascontiguousarray(arr)
+
+
+def _default_n_detectors(img_size: object) -> int:
+    """Parallel-beam detector cells covering the image diagonal, ``ceil(N sqrt 2)``."""
+    return math.ceil(_parse_img_size(img_size) * math.sqrt(2.0))
 
 
 def _parse_count(name: str, value: object) -> int:
@@ -197,9 +211,15 @@ def _filter_sinogram(y: torch.Tensor, name: str) -> torch.Tensor:
 
 
 class _CTOperator(LinearPhysics):
-    """Shared machinery of the 2D CT operators (validation, backends, autograd, caches)."""
+    """Shared machinery of the 2D CT operators (validation, backends, autograd, caches).
+
+    With :attr:`n_frames` ``None`` every channel is an independent image scanned at all
+    ``angles``; a subclass that sets it to P takes exactly P channels (frames), splits the angles
+    into P equal consecutive groups and scans frame ``p`` at group ``p`` only (numba backend).
+    """
 
     _astra_cpu_projector: str = ""
+    n_frames: int | None = None
 
     def __init__(self, img_size, angles, n_detectors, detector_spacing, backend, **kwargs):
         n = _parse_img_size(img_size)
@@ -239,20 +259,20 @@ class _CTOperator(LinearPhysics):
         """Forward projection ``y = A x``.
 
         Args:
-            x: images, (B, C, N, N), float32 or float64, finite.
+            x: images, (B, C, N, N), float32 or float64, finite (:class:`DynamicCT`: C = P frames).
 
         Returns:
-            Sinograms (B, C, n_angles, n_detectors), same dtype and device as ``x``.
+            Sinograms (B, C, *sinogram_shape), same dtype and device as ``x``.
         """
         check_tensor("x", x, ndim=4)
-        check_shape("x", x, (None, None, self.n, self.n))
+        check_shape("x", x, (None, self.n_frames, self.n, self.n))
         return ApplyLinear.apply(x, self, False)
 
     def A_adjoint(self, y: torch.Tensor, **kwargs) -> torch.Tensor:
         """Back-projection ``x = A^T y`` (the exact transpose of :meth:`A`).
 
         Args:
-            y: sinograms, (B, C, n_angles, n_detectors), float32 or float64, finite.
+            y: sinograms, (B, C, *sinogram_shape), float32 or float64, finite.
 
         Returns:
             Images (B, C, N, N), same dtype and device as ``y``.
@@ -261,20 +281,20 @@ class _CTOperator(LinearPhysics):
         return ApplyLinear.apply(y, self, True)
 
     def sqnorm(self, max_iter: int = 100, tol: float = 1e-5, dtype: torch.dtype = torch.float32) -> float:
-        """Squared spectral norm ``||A||_2^2`` by deepinv's power method (on a batched ``(1, 1, N, N)``).
+        """Squared spectral norm ``||A||_2^2`` by deepinv's power method (on a batched ``(1, C, N, N)``).
 
         Example:
             >>> op = ParallelBeamCT(32, torch.linspace(0, math.pi, 20))
             >>> step = 1.0 / op.sqnorm()
         """
-        x0 = torch.zeros(1, 1, self.n, self.n, dtype=dtype)
+        x0 = torch.zeros(1, self.n_frames or 1, self.n, self.n, dtype=dtype)
         return float(self.compute_sqnorm(x0, max_iter=max_iter, tol=tol, verbose=False))
 
     # -- helpers -----------------------------------------------------------------------------
 
     def _check_sinogram(self, y: torch.Tensor) -> None:
         check_tensor("y", y, ndim=4)
-        check_shape("y", y, (None, None, self.n_angles, self.n_detectors))
+        check_shape("y", y, (None, self.n_frames, *self.sinogram_shape))
 
     def _check_fbp_input(self, y: torch.Tensor, filter: str) -> None:  # noqa: A002
         self._check_sinogram(y)
@@ -366,7 +386,7 @@ class _CTOperator(LinearPhysics):
         memory (untested here: no GPU on the development machine).
         """
         lead = data.shape[:2]
-        out_tail = (self.n, self.n) if adjoint else (self.n_angles, self.n_detectors)
+        out_tail = self.image_shape if adjoint else self.sinogram_shape
         host = data.detach().reshape(-1, *data.shape[2:]).cpu()
         if self.backend == "astra":
             out = self._astra_apply(host.to(torch.float32).contiguous().numpy(), adjoint, data.is_cuda)
@@ -379,32 +399,34 @@ class _CTOperator(LinearPhysics):
     def _joseph_apply(self, src: np.ndarray, adjoint: bool) -> np.ndarray:
         """Numba Joseph projector on a stack (M, ...) of images or sinograms, in ``src.dtype``.
 
-        Small problems (< ``_SERIAL_WORK`` interpolation samples per image) run on one thread:
-        a parallel launch costs more than the work there, and on a loaded machine a barrier
-        waiting for a descheduled worker costs a whole time slice (measured 16 ms vs 0.035 ms
-        per call for a 6 x 6 image on 2 busy cores).
+        One kernel call per group of ``n_frames`` consecutive images (per image without frames),
+        each image of a group with its own rays. Small problems (< ``_SERIAL_WORK`` interpolation
+        samples per call) run on one thread: a parallel launch costs more than the work there,
+        and on a loaded machine a barrier waiting for a descheduled worker costs a whole time
+        slice (measured 16 ms vs 0.035 ms per call for a 6 x 6 image on 2 busy cores).
         """
         import numba  # noqa: PLC0415
 
         mode, t0, slope, weight, s_lo, s_hi = self._joseph_params(src.dtype)
-        n_stack = src.shape[0]
+        frames = self.n_frames or 1
+        groups = src.reshape(-1, frames, *src.shape[1:])
         threads = numba.get_num_threads()
         work = self.n_angles * self.n_detectors * self.n
         numba.set_num_threads(1 if work < _SERIAL_WORK else threads)
         try:
             if adjoint:
-                flat = src.reshape(n_stack, -1)
-                out = np.empty((n_stack, self.n, self.n), dtype=src.dtype)
-                n_chunks = numba.get_num_threads()
-                for m in range(n_stack):
-                    joseph.joseph_adjoint(flat[m], mode, t0, slope, weight, s_lo, s_hi, n_chunks, out[m])
-                return out
-            padded = np.empty((2, self.n, self.n + 4), dtype=src.dtype)
-            out = np.empty((n_stack, self.n_angles * self.n_detectors), dtype=src.dtype)
-            for m in range(n_stack):
-                joseph.pad_image(src[m], padded)
-                joseph.joseph_forward(padded, mode, t0, slope, weight, s_lo, s_hi, out[m])
-            return out.reshape(n_stack, self.n_angles, self.n_detectors)
+                flat = groups.reshape(len(groups), -1)
+                out = np.empty((len(groups), frames, self.n, self.n), dtype=src.dtype)
+                n_chunks = -(-numba.get_num_threads() // frames)  # at least one chunk per thread
+                for g in range(len(groups)):
+                    joseph.joseph_adjoint(flat[g], mode, t0, slope, weight, s_lo, s_hi, n_chunks, out[g])
+                return out.reshape(-1, self.n, self.n)
+            padded = np.empty((frames, 2, self.n, self.n + 4), dtype=src.dtype)
+            out = np.empty((len(groups), self.n_angles * self.n_detectors), dtype=src.dtype)
+            for g in range(len(groups)):
+                joseph.pad_image(groups[g], padded)
+                joseph.joseph_forward(padded, mode, t0, slope, weight, s_lo, s_hi, out[g])
+            return out.reshape(-1, *self.sinogram_shape)
         finally:
             numba.set_num_threads(threads)
 
@@ -464,7 +486,7 @@ class ParallelBeamCT(_CTOperator):
         **kwargs,
     ):
         if n_detectors is None:
-            n_detectors = math.ceil(_parse_img_size(img_size) * math.sqrt(2.0))
+            n_detectors = _default_n_detectors(img_size)
         super().__init__(img_size, angles, n_detectors, detector_spacing, backend, **kwargs)
 
     def _rays(self):
@@ -657,3 +679,135 @@ class FanBeamCT(_CTOperator):
                 UserWarning,
                 stacklevel=3,
             )
+
+
+# ----------------------------------------------------------------------------- dynamic parallel beam
+
+
+def bit_reversal_angles(n: int) -> torch.Tensor:
+    r"""``n`` angles of the regular grid :math:`\{k\pi/n\}_{k<n}` over [0, pi) in bit-reversal order.
+
+    Entry :math:`j` is :math:`\pi\, b(j) / n`. For :math:`n = 2^m`, :math:`b(j)` reverses the
+    :math:`m` bits of :math:`j` (n = 8: 0, 4, 2, 6, 1, 5, 3, 7), so every prefix of the sequence
+    covers [0, pi) nearly uniformly. For other ``n``, :math:`b` is the pruned bit-reversal
+    permutation: the bit reversals of :math:`0, \dots, 2^m - 1` (:math:`2^m` the smallest power of
+    two >= n) in order, keeping those below ``n`` (n = 6: 0, 4, 2, 1, 5, 3); it is a permutation of
+    :math:`0, \dots, n-1` that equals the plain bit reversal when ``n`` is a power of two.
+
+    Args:
+        n: number of angles (>= 1).
+
+    Returns:
+        (n,) float64 CPU tensor of angles in radians.
+
+    Example:
+        >>> bit_reversal_angles(4) / math.pi
+        tensor([0.0000, 0.5000, 0.2500, 0.7500], dtype=torch.float64)
+    """
+    n = check_int("n", n)
+    bits = max(1, (n - 1).bit_length())
+    k = np.arange(1 << bits)
+    reversed_k = np.zeros_like(k)
+    for b in range(bits):
+        reversed_k |= ((k >> b) & 1) << (bits - 1 - b)
+    order = reversed_k[reversed_k < n]
+    return torch.from_numpy(order * (math.pi / n))
+
+
+class DynamicCT(_CTOperator):
+    r"""Dynamic 2D parallel-beam CT: frame :math:`t` of a time series seen from its own few angles.
+
+    For frames :math:`x_t`, :math:`t = 0, \dots, P-1`, each seen at the angles
+    :math:`\theta_{t,1}, \dots, \theta_{t,V}` (V = ``views_per_frame``),
+
+    .. math::  y_{t,v,k} = \int x_t(u_k e_{\theta_{t,v}} + s\, d_{\theta_{t,v}})\, ds,
+
+    in the geometry and Joseph discretisation of :class:`ParallelBeamCT` (so frame ``t`` of ``A x``
+    equals ``ParallelBeamCT(N, angles[t]).A`` of that frame, to rounding). All P frames are
+    projected (and back-projected, with the exact transpose) in one call of the numba kernels.
+
+    Default angles: the :math:`PV` angles of the grid :math:`\{k\pi/(PV)\}` in bit-reversal order
+    (:func:`bit_reversal_angles`, pruned when :math:`PV` is not a power of two), frame ``t``
+    taking entries :math:`tV, \dots, tV + V - 1`; successive frames thus see widely separated
+    angles, and any window of consecutive frames covers [0, pi) nearly uniformly. With
+    ``mirrored=True`` every frame also gets the views :math:`\theta_{t,v} + \pi` (stacked after
+    the V original ones): for parallel beam these are the original projections with the
+    detector axis reversed, :math:`y(\theta + \pi, u) = y(\theta, -u)`.
+
+    Args:
+        img_size: image side N (int) or a square pair ``(N, N)``; pixels have unit size.
+        n_frames: number of frames P.
+        views_per_frame: views V per frame.
+        angles: per-frame angles in radians, shape (P, V), or (P,) when V = 1 (tensor, array or
+            sequence); default: bit-reversal order over [0, pi) as above.
+        n_detectors: number of detector cells D; default ``ceil(N * sqrt(2))`` (182 for N = 128).
+        mirrored: stack the pi-mirrored views as V extra views of each frame.
+        detector_spacing: detector cell width, in pixels.
+        backend: ``"numba"`` (the only one: astra projects one geometry per call, so P frames
+            with their own angles would be P projector calls).
+        **kwargs: passed to :class:`deepinv.physics.LinearPhysics` (e.g. ``noise_model``).
+
+    Shapes:
+        ``x``: (B, P, N, N), frames on the channel axis -> ``y``: (B, P, n_views, D) with
+        ``n_views = V`` (``2V`` when mirrored); float32 or float64 in, the same dtype out.
+
+    Example:
+        >>> from operators import DynamicCT
+        >>> op = DynamicCT(128, n_frames=64)   # one view per frame, bit-reversal angles
+        >>> x = torch.rand(1, 64, 128, 128)    # 64 frames
+        >>> y = op.A(x)                        # (1, 64, 1, 182)
+        >>> x_bp = op.A_adjoint(y)             # (1, 64, 128, 128)
+        >>> op.angles.shape                    # (64, 1), radians
+    """
+
+    def __init__(
+        self,
+        img_size: int | Sequence[int],
+        n_frames: int,
+        views_per_frame: int = 1,
+        angles: torch.Tensor | np.ndarray | Sequence | None = None,
+        n_detectors: int | None = None,
+        mirrored: bool = False,
+        detector_spacing: float = 1.0,
+        backend: str = "numba",
+        **kwargs,
+    ):
+        n_frames = check_int("n_frames", n_frames)
+        views = check_int("views_per_frame", views_per_frame)
+        if not isinstance(mirrored, bool):
+            raise TypeError(f"mirrored: expected a bool, received {type(mirrored).__name__}")
+        check_option("backend", backend, ("numba",))
+        if angles is None:
+            per_frame = bit_reversal_angles(n_frames * views).numpy().reshape(n_frames, views)
+        else:
+            shapes = [(n_frames, views)] + ([(n_frames,)] if views == 1 else [])
+            per_frame = _parse_angles(angles, shapes).reshape(n_frames, views)
+        if mirrored:
+            per_frame = np.concatenate([per_frame, per_frame + math.pi], axis=1)
+        if n_detectors is None:
+            n_detectors = _default_n_detectors(img_size)
+        super().__init__(img_size, per_frame.reshape(-1), n_detectors, detector_spacing, backend, **kwargs)
+        self.n_frames = n_frames
+        self.img_size = (n_frames, self.n, self.n)
+        self.views_per_frame = views
+        self.mirrored = mirrored
+        self.n_views = per_frame.shape[1]
+
+    @property
+    def angles(self) -> torch.Tensor:
+        """Angles of each frame's views, radians, a (P, n_views) float64 CPU tensor (a copy)."""
+        return torch.from_numpy(self._angles.reshape(self.n_frames, self.n_views).copy())
+
+    @property
+    def sinogram_shape(self) -> tuple[int, int]:
+        """Shape ``(n_views, n_detectors)`` of one frame's projections."""
+        return (self.n_views, self.n_detectors)
+
+    def _rays(self):
+        return joseph.parallel_rays(self._angles, self.n_detectors, self.detector_spacing)
+
+    def extra_repr(self) -> str:
+        return (
+            f"img_size={self.n}, n_frames={self.n_frames}, views_per_frame={self.views_per_frame}, "
+            f"mirrored={self.mirrored}, n_detectors={self.n_detectors}, detector_spacing={self.detector_spacing}"
+        )

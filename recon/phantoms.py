@@ -1,4 +1,5 @@
-"""Procedural, seeded phantoms (no data set is ever downloaded): 2D CT images, 3D MIMO scenes, qMRI brains.
+"""Procedural, seeded phantoms (no data set is ever downloaded): 2D CT images, dynamic (2D + time)
+objects, 3D MIMO scenes, qMRI brains.
 
 Seed convention: demo / test images draw their seeds from :data:`TEST_SEEDS`; every training
 script must use seeds below ``TEST_SEEDS.start`` so that training and test images never overlap.
@@ -107,6 +108,169 @@ def coule_like_batch(n: int, size: int = 256, first_seed: int = TEST_SEEDS[0], d
     """``n`` COULE-like images with seeds ``first_seed, first_seed + 1, ...``; shape (n, 1, N, N)."""
     n = _check_n(n)
     return torch.cat([coule_like(size, first_seed + i, dtype) for i in range(n)])
+
+
+#: Kinds of :func:`dynamic_object`.
+DYNAMIC_KINDS = ("coule", "shepp_logan", "cardiac")
+_WARP_GRID = 6  # control points per side of the piecewise-affine deformation of dynamic_object
+
+
+def _grid_triangle_weights(size: int, n_grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """Piecewise-linear interpolation from a square control grid to the pixels of an N x N image.
+
+    The grid has ``n_grid`` x ``n_grid`` nodes (row-major) at pixel coordinates
+    ``linspace(-1, N, n_grid)`` along rows and columns, so every pixel centre lies strictly
+    inside it; each cell is split along its anti-diagonal into two triangles, on which the
+    interpolant is linear.
+
+    Returns:
+        ``(nodes, weights)``, each (N * N, 3): the value at pixel ``k`` (row-major) is
+        ``sum_i weights[k, i] * values[nodes[k, i]]`` (barycentric weights, >= 0, summing to 1).
+    """
+    coord = (np.arange(size) + 1.0) * (n_grid - 1) / (size + 1.0)  # pixel index -> grid coordinate
+    cell = np.minimum(coord.astype(np.int64), n_grid - 2)
+    row, col = np.meshgrid(cell, cell, indexing="ij")
+    u, v = np.meshgrid(coord - cell, coord - cell, indexing="ij")
+    n00, n10, n01, n11 = (
+        (row + dr) * n_grid + (col + dc) for dr, dc in ((0, 0), (1, 0), (0, 1), (1, 1))
+    )  # fmt: skip
+    lower = (u + v <= 1.0)[..., None]
+    nodes = np.where(lower, np.stack([n00, n10, n01], -1), np.stack([n11, n01, n10], -1))
+    weights = np.where(lower, np.stack([1.0 - u - v, u, v], -1), np.stack([u + v - 1.0, 1.0 - u, 1.0 - v], -1))
+    return nodes.reshape(-1, 3), weights.reshape(-1, 3)
+
+
+def _soft_ellipse(u: np.ndarray, v: np.ndarray, a: float, b: float, pixel: float) -> np.ndarray:
+    """Coverage in [0, 1] of the centred ellipse with semi-axes a (along u), b (along v).
+
+    The edge is a linear ramp about one pixel (``pixel``, in the units of u, v) wide, so an edge
+    that moves by a fraction of a pixel changes the image by a fraction of its contrast.
+    """
+    rho = np.hypot(u / a, v / b)
+    return np.clip(0.5 + (1.0 - rho) * min(a, b) / pixel, 0.0, 1.0)
+
+
+def _paint(img: np.ndarray, coverage: np.ndarray, value: float) -> np.ndarray:
+    """Paint ``value`` over ``img`` where ``coverage`` is 1, blending linearly where it is fractional."""
+    return img + coverage * (value - img)
+
+
+def _cardiac_frames(size: int, n_frames: int, rng: np.random.Generator) -> np.ndarray:
+    """The beating cardiac-like slices of :func:`dynamic_object` before the warp, (P, N, N) in [0, 1]."""
+    t = (np.arange(size) + 0.5) / size * 2.0 - 1.0  # pixel centres in (-1, 1)
+    yy, xx = np.meshgrid(t, t, indexing="ij")  # rows (yy) grow towards the back (bottom of the image)
+    pixel = 2.0 / size
+    a_torso, b_torso, cy = rng.uniform(0.80, 0.90), rng.uniform(0.60, 0.70), rng.uniform(-0.05, 0.05)
+    static = _paint(np.zeros((size, size)), _soft_ellipse(xx, yy - cy, a_torso, b_torso, pixel), rng.uniform(0.25, 0.35))
+    lung = rng.uniform(0.02, 0.08)
+    for side in (-1.0, 1.0):
+        cover = _soft_ellipse(xx - side * 0.5 * a_torso, yy - cy, 0.3 * a_torso, 0.7 * b_torso, pixel)
+        static = _paint(static, cover, lung)
+    static = _paint(static, _soft_ellipse(xx, yy - cy - 0.75 * b_torso, 0.07, 0.07, pixel), rng.uniform(0.7, 0.85))
+    hx, hy = rng.uniform(0.0, 0.1), cy + rng.uniform(-0.1, 0.0)
+    r0, swing, wall = rng.uniform(0.12, 0.16), rng.uniform(0.15, 0.25), rng.uniform(0.05, 0.07)
+    cycles, phase = rng.uniform(1.0, 2.0), rng.uniform(0.0, 2.0 * np.pi)
+    rv, myo = rng.uniform(0.75, 0.9), rng.uniform(0.5, 0.6)
+    frames = np.empty((n_frames, size, size))
+    for k in range(n_frames):
+        r_in = r0 * (1.0 + swing * np.sin(2.0 * np.pi * cycles * k / n_frames + phase))
+        r_out = np.sqrt(r_in**2 + wall * (2.0 * r0 + wall))  # the wall keeps its area while it beats
+        img = _paint(static, _soft_ellipse(xx - hx + 0.9 * r_out, yy - hy, 0.55 * r_out, 0.8 * r_out, pixel), rv)
+        img = _paint(img, _soft_ellipse(xx - hx, yy - hy, r_out, r_out, pixel), myo)
+        frames[k] = _paint(img, _soft_ellipse(xx - hx, yy - hy, r_in, r_in, pixel), 1.0)
+    return frames
+
+
+def dynamic_object(
+    size: int = 128,
+    n_frames: int = 32,
+    seed: int = TEST_SEEDS[0],
+    kind: str = "coule",
+    *,
+    max_shift: float | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    r"""A dynamic object: P frames of an image warped by a smooth, time-varying piecewise-affine map.
+
+    Frame :math:`t = 0, \dots, P-1` is :math:`f_t(p) = g_t(p - \delta_t(p))`, bilinearly
+    interpolated (zero outside the image). The displacement :math:`\delta_t` is linear on the
+    triangles of a 6 x 6 grid of control points spanning the image (each square cell split along a
+    diagonal; the outer ring of points just outside the image, where :math:`\delta_t = 0`), so
+    :math:`p \mapsto p - \delta_t(p)` is a piecewise-affine map. Each of the 16 inner points
+    :math:`c_j` moves sinusoidally,
+
+    .. math::  \delta_t(c_j) = a_j \sin(2\pi \nu_j t / P + \varphi_j),
+
+    with :math:`a_j \sim U[-s, s]^2` (pixels, :math:`s` = ``max_shift``), :math:`\nu_j \sim U[0.5, 1.5]`
+    cycles over the sequence and :math:`\varphi_j \sim U[0, 2\pi)`: frame ``t`` shows at
+    :math:`c_j` what :math:`g_t` has at :math:`c_j - \delta_t(c_j)`, and consecutive frames
+    differ by :math:`O(s / P)` pixels of motion. The image :math:`g_t` depends on ``kind``:
+
+    * ``"coule"``: :func:`coule_like` ``(size, seed)``, the same for every frame;
+    * ``"shepp_logan"``: :func:`shepp_logan` ``(size)``, the same for every frame (only the warp is seeded);
+    * ``"cardiac"``: a torso ellipse (0.25-0.35) with two dark lungs, a bright spine disc and a
+      beating heart: a left-ventricle blood pool (1.0) of radius
+      :math:`r_0 (1 + \kappa \sin(2\pi \nu t / P + \phi))` (:math:`r_0` 6-8 % of the side,
+      :math:`\kappa` 0.15-0.25, :math:`\nu` 1-2 beats over the sequence) in a myocardium ring
+      (0.5-0.6) of constant area, and a right-ventricle ellipse (0.75-0.9) beside it that scales
+      with it; edges are one-pixel linear ramps so sub-pixel beats change the image smoothly. The
+      warp then adds a breathing-like deformation.
+
+    Deterministic given the arguments: the warp draws from ``numpy.random.default_rng([seed, 1])``
+    and the cardiac shapes from ``default_rng([seed, 2])``, independent of :func:`coule_like`'s draw.
+
+    Args:
+        size: image side N in pixels (>= 8).
+        n_frames: number of frames P (>= 1).
+        seed: seed of the object and of its motion; demos use :data:`TEST_SEEDS`, training seeds below it.
+        kind: ``"coule"``, ``"shepp_logan"`` or ``"cardiac"``.
+        max_shift: largest displacement of a control point along each axis, pixels; default
+            ``size / 32`` (4 pixels at N = 128). At most a fifth of the control-point spacing,
+            ``(size + 1) / 25``, so the map stays one-to-one (the Jacobian determinant of
+            :math:`p - \delta_t(p)` is at least 0.2 on every triangle).
+        dtype: torch float dtype of the result.
+
+    Returns:
+        Frames on the channel axis, shape (1, P, N, N), values in [0, 1].
+
+    Example:
+        >>> x = dynamic_object(128, n_frames=64, seed=TEST_SEEDS[0])  # (1, 64, 128, 128)
+        >>> heart = dynamic_object(96, n_frames=32, kind="cardiac")
+    """
+    from scipy.ndimage import map_coordinates  # noqa: PLC0415
+
+    size = _check_size(size)
+    seed = _check_seed(seed)
+    if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
+        raise ValueError(f"n_frames: expected an integer >= 1, received {n_frames!r}")
+    if not isinstance(kind, str) or kind not in DYNAMIC_KINDS:
+        raise ValueError(f"kind: expected one of {DYNAMIC_KINDS}, received {kind!r}")
+    limit = (size + 1.0) / (_WARP_GRID - 1) / 5.0
+    max_shift = size / 32.0 if max_shift is None else max_shift
+    if isinstance(max_shift, bool) or not isinstance(max_shift, (int, float)) or not 0.0 <= max_shift <= limit:
+        raise ValueError(f"max_shift: expected a number in [0, {limit:.3g}] pixels for size {size}, received {max_shift!r}")
+
+    if kind == "cardiac":
+        images = _cardiac_frames(size, n_frames, np.random.default_rng([seed, 2]))
+    else:
+        static = coule_like(size, seed, torch.float64) if kind == "coule" else shepp_logan(size, torch.float64)
+        images = np.broadcast_to(static[0, 0].numpy(), (n_frames, size, size))
+    rng = np.random.default_rng([seed, 1])
+    n_inner = (_WARP_GRID - 2) ** 2
+    amp = rng.uniform(-max_shift, max_shift, (n_inner, 2))  # (row, column) pixels
+    cycles = rng.uniform(0.5, 1.5, (n_inner, 1))
+    phase = rng.uniform(0.0, 2.0 * np.pi, (n_inner, 1))
+    nodes, weights = _grid_triangle_weights(size, _WARP_GRID)
+    pixels = np.stack(np.meshgrid(np.arange(size), np.arange(size), indexing="ij")).reshape(2, -1).astype(np.float64)
+    node_shift = np.zeros((_WARP_GRID, _WARP_GRID, 2))
+    frames = np.empty((n_frames, size, size))
+    for t in range(n_frames):
+        inner_shift = amp * np.sin(2.0 * np.pi * cycles * t / n_frames + phase)
+        node_shift[1:-1, 1:-1] = inner_shift.reshape(_WARP_GRID - 2, _WARP_GRID - 2, 2)
+        shift = np.einsum("kn,knd->dk", weights, node_shift.reshape(-1, 2)[nodes])  # (2, N * N)
+        source = map_coordinates(images[t], pixels - shift, order=1, mode="constant", cval=0.0)
+        frames[t] = source.reshape(size, size)
+    return _as_tensor(np.clip(frames, 0.0, 1.0), dtype)[0]
 
 
 #: Default MIMO scene grid (Nx, Ny, Nz): x, y in [-0.15, 0.15] m, z in [0.35, 0.65] m (Oral & Oktem).

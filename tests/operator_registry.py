@@ -153,6 +153,27 @@ def _register_ct() -> None:
 _register_ct()
 
 
+def _register_dynamic_ct() -> None:
+    from operators import DynamicCT  # noqa: PLC0415
+
+    rng = np.random.default_rng(20240612)
+    irregular = rng.uniform(-1.0, 2.0 * math.pi, 4)  # explicit (P,) angles, one view per frame
+    geometries = {  # name: (N, P, keyword arguments)
+        "bitrev": (12, 5, {}),
+        "2views-mirrored": (9, 4, {"views_per_frame": 2, "mirrored": True, "n_detectors": 17, "detector_spacing": 0.7}),
+        "explicit-mirrored": (13, 4, {"angles": irregular, "mirrored": True, "n_detectors": 11, "detector_spacing": 1.6}),
+    }
+    for name, (n, n_frames, kwargs) in geometries.items():
+
+        def build(n=n, n_frames=n_frames, kwargs=kwargs):
+            return DynamicCT(n, n_frames, **kwargs)
+
+        register(f"DynamicCT-numba-{name}-n{n}-p{n_frames}", build, (n_frames, n, n), any_channels=False, tags=("ct", "numba", "dynamic"))
+
+
+_register_dynamic_ct()
+
+
 # ----------------------------------------------------------------------------- near-field MIMO
 
 

@@ -9,9 +9,19 @@ import pytest
 import torch
 
 from denoisers import load, zoo
-from denoisers.train import WEIGHTS_DIR, ct_pairs, evaluate_ct_unet, evaluate_mimo_unet3d, mimo_magnitudes
+from denoisers.dncnn import DnCNN
+from denoisers.train import (
+    WEIGHTS_DIR,
+    ct_pairs,
+    dynamic_frames,
+    evaluate_ct_unet,
+    evaluate_dncnn,
+    evaluate_mimo_unet3d,
+    mimo_magnitudes,
+)
 from denoisers.unet import CTUNet
 from denoisers.unet3d import UNet3D
+from recon.phantoms import TEST_SEEDS
 
 
 @pytest.fixture(scope="module")
@@ -38,21 +48,28 @@ def test_ct_unet_reproduces_card_psnr(ct_unet, torch_state):
     assert p_net > p_fbp + 3.0
 
 
-def test_mimo_unet3d_loads_offline_and_reproduces_card_psnr():
-    net = load("mimo_unet3d")
-    assert isinstance(net, UNet3D) and not net.training
-    assert (WEIGHTS_DIR / "mimo_unet3d.pt").stat().st_size < 5 * 1024**2
-    info = zoo.card("mimo_unet3d")
+@pytest.mark.parametrize(
+    "name,cls,clean_frames,evaluate,min_gain_db",
+    [
+        ("mimo_unet3d", UNet3D, mimo_magnitudes, evaluate_mimo_unet3d, 5.0),
+        ("ct_dncnn", DnCNN, dynamic_frames, evaluate_dncnn, 5.0),  # card: +7.3, +12.1, +12.8 dB
+    ],
+    ids=["mimo_unet3d", "ct_dncnn"],
+)
+def test_sigma_denoiser_loads_offline_and_reproduces_card_psnr(name, cls, clean_frames, evaluate, min_gain_db):
+    net = load(name)
+    assert isinstance(net, cls) and not net.training
+    assert (WEIGHTS_DIR / f"{name}.pt").stat().st_size < 5 * 1024**2
+    info = zoo.card(name)
     first, last = info["validation"]["seeds"]
-    assert info["data"]["train_seeds"][1] < first and last < 900_000  # neither training nor test scenes
-    clean = mimo_magnitudes(range(first, last + 1))
-    for sigma, p_noisy_card, p_net_card in zip(
-        info["validation"]["sigmas"], info["validation"]["psnr_noisy"], info["validation"]["psnr_net"], strict=True
-    ):
-        p_noisy, p_net = evaluate_mimo_unet3d(net, clean, sigma)
+    assert info["data"]["train_seeds"][1] < first and last < TEST_SEEDS.start  # neither training nor test data
+    clean = clean_frames(range(first, last + 1))
+    val = info["validation"]
+    for sigma, p_noisy_card, p_net_card in zip(val["sigmas"], val["psnr_noisy"], val["psnr_net"], strict=True):
+        p_noisy, p_net = evaluate(net, clean, sigma)
         assert p_noisy == pytest.approx(p_noisy_card, abs=0.05)
         assert p_net == pytest.approx(p_net_card, abs=0.05)
-        assert p_net > p_noisy + 5.0
+        assert p_net > p_noisy + min_gain_db
 
 
 @pytest.mark.parametrize("n", [128, 256])

@@ -1,17 +1,22 @@
 """Phantoms: seeded, deterministic, piecewise constant in [0, 1]."""
 
 import dataclasses
+import time
 
+import numpy as np
 import pytest
 import torch
 
+from recon import phantoms
 from recon.phantoms import (
+    DYNAMIC_KINDS,
     QMRI_MAX_PHASE,
     QMRI_TISSUES,
     QMRI_VARIATION,
     TEST_SEEDS,
     coule_like,
     coule_like_batch,
+    dynamic_object,
     qmri_brain,
     shepp_logan,
 )
@@ -130,3 +135,83 @@ def test_qmri_brain_relaxation_rates(qmri_phantoms):
 def test_qmri_brain_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         qmri_brain(**{"size": 32, **kwargs})
+
+
+# --- dynamic objects ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dynamic_objects():
+    return {kind: dynamic_object(128, 32, seed=TEST_SEEDS[0], kind=kind) for kind in DYNAMIC_KINDS}
+
+
+def test_dynamic_object_shape_range_and_speed():
+    t0 = time.perf_counter()
+    x = dynamic_object(128, 32, seed=TEST_SEEDS[1])
+    assert time.perf_counter() - t0 < 2.0  # measured 0.05-0.1 s (one core, busy machine)
+    assert x.shape == (1, 32, 128, 128) and x.dtype == torch.float32
+    assert dynamic_object(16, 3, dtype=torch.float64).dtype == torch.float64
+
+
+def test_dynamic_object_deterministic_and_seeded():
+    a = dynamic_object(32, 6, seed=5)
+    assert torch.equal(a, dynamic_object(32, 6, seed=5))
+    assert not torch.equal(a, dynamic_object(32, 6, seed=6))
+    # Shepp-Logan: the image is fixed, the motion is seeded
+    s = dynamic_object(32, 6, seed=5, kind="shepp_logan")
+    assert not torch.equal(s, dynamic_object(32, 6, seed=6, kind="shepp_logan"))
+
+
+@pytest.mark.parametrize("kind", DYNAMIC_KINDS)
+def test_dynamic_object_frames_move_smoothly(dynamic_objects, kind):
+    x = dynamic_objects[kind][0].double()
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0 and float(x.max()) > 0.5
+    consecutive = (x[1:] - x[:-1]).abs().mean(dim=(1, 2))
+    first_vs_middle = float((x[16] - x[0]).abs().mean())
+    # measured (seed TEST_SEEDS[0]): consecutive <= 0.18-0.24 of first-vs-middle, which is 0.019-0.031
+    assert float(consecutive.max()) < 0.4 * first_vs_middle
+    assert first_vs_middle > 0.01
+    assert bool((consecutive > 0).all())  # every frame differs from the previous one
+
+
+def test_dynamic_object_without_motion_is_the_static_image():
+    x = dynamic_object(48, 4, seed=3, max_shift=0.0)
+    static = coule_like(48, seed=3)[0, 0]
+    for t in range(4):
+        torch.testing.assert_close(x[0, t], static, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [8, 13, 128])
+def test_dynamic_object_warp_interpolates_the_grid_piecewise_linearly(size):
+    # barycentric weights: non-negative, summing to 1, and exact on affine fields (here the
+    # node coordinates themselves, which must interpolate to the pixel coordinates)
+    nodes, weights = phantoms._grid_triangle_weights(size, 6)
+    assert float(weights.min()) >= -1e-12 and np.allclose(weights.sum(axis=1), 1.0)
+    grid = np.linspace(-1.0, size, 6)
+    node_rc = np.stack(np.meshgrid(grid, grid, indexing="ij"), axis=-1).reshape(-1, 2)
+    pixel_rc = np.stack(np.meshgrid(np.arange(size), np.arange(size), indexing="ij"), axis=-1).reshape(-1, 2)
+    np.testing.assert_allclose(np.einsum("kn,knd->kd", weights, node_rc[nodes]), pixel_rc, atol=1e-12)
+
+
+def test_dynamic_object_cardiac_beats():
+    # the bright blood pool (values near 1) changes its area periodically
+    x = dynamic_object(96, 24, seed=2, kind="cardiac", max_shift=0.0)[0]
+    area = (x > 0.9).sum(dim=(1, 2)).double()
+    assert float(area.max()) > 1.3 * float(area.min()) > 0  # measured ratio 2.2
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"size": 4}, "size"),
+        ({"n_frames": 0}, "n_frames"),
+        ({"n_frames": 3.0}, "n_frames"),
+        ({"seed": -2}, "seed"),
+        ({"kind": "walnut"}, "kind: expected one of"),
+        ({"max_shift": -1.0}, r"max_shift: expected a number in \[0, "),
+        ({"max_shift": 20.0}, r"max_shift: expected a number in \[0, 1.32\] pixels for size 32"),
+    ],
+)
+def test_dynamic_object_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        dynamic_object(**{"size": 32, "n_frames": 4, **kwargs})

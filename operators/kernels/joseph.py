@@ -4,6 +4,10 @@ Every ray is a straight line given by a point ``p`` on it and a unit direction `
 fan beam only differ in how those are built (:func:`parallel_rays`, :func:`fan_rays`), so one pair
 of kernels serves both.
 
+The kernels work on a stack of ``F`` images, each with its own rays: the ``R`` rays are split
+into ``F`` equal, consecutive groups and group ``m`` sees image ``m`` only. A static scan is
+``F = 1``; dynamic CT (one set of views per frame) projects all its frames in one call.
+
 Joseph's method: a ray that is mostly horizontal (``|d_x| >= |d_y|``) is sampled once per image
 column at the column centre, the image is linearly interpolated between the two rows around the
 sample, and each sample is weighted by the path length per column, ``1 / |d_x|``; a mostly
@@ -14,15 +18,15 @@ column) has its centre at ``x = j - N/2 + 1/2``, ``y = N/2 - 1/2 - i`` (row 0 at
 astra-toolbox 2D convention).
 
 To keep the inner loops branch-free and contiguous, the kernels read two zero-padded copies of
-the image, both of shape ``(N, N + 4)``: ``q[0][s, 2 + t] = img[s, t]`` for rays stepped over
+each image, both of shape ``(N, N + 4)``: ``q[0][s, 2 + t] = img[s, t]`` for rays stepped over
 rows and ``q[1][s, 2 + t] = img[t, s]`` (the transpose) for rays stepped over columns. Every ray
 is pre-reduced by :func:`ray_parameters` to ``(mode, t0, slope, weight, s_lo, s_hi)``: the sample
 in step ``s`` sits at padded interpolation coordinate ``t = t0 + slope * s``, and only steps with
 ``0.5 < t < N + 2.5`` are visited (all samples that touch a real pixel, plus zero padding).
 
 :func:`joseph_adjoint` applies exactly the transposed weights (same code path for ``t``, ``k``,
-``f`` and ``weight``); it splits the rays into ``n_chunks`` contiguous chunks, each accumulating
-into its own padded buffer (no write races), and sums the buffers at the end.
+``f`` and ``weight``); it splits each image's rays into ``n_chunks`` contiguous chunks, each
+accumulating into its own padded buffer (no write races), and sums the buffers at the end.
 """
 
 from __future__ import annotations
@@ -140,34 +144,40 @@ def ray_parameters(points: np.ndarray, directions: np.ndarray, n: int) -> dict[s
 
 @njit(parallel=True, cache=True)
 def pad_image(img, q):
-    """Fill ``q`` (2, N, N + 4) with the two zero-padded copies of ``img`` (N, N) the kernels read."""
-    n = img.shape[0]
-    for i in prange(n):
-        q[0, i, 0] = 0
-        q[0, i, 1] = 0
-        q[0, i, n + 2] = 0
-        q[0, i, n + 3] = 0
-        q[1, i, 0] = 0
-        q[1, i, 1] = 0
-        q[1, i, n + 2] = 0
-        q[1, i, n + 3] = 0
+    """Fill ``q`` (F, 2, N, N + 4) with the two zero-padded copies of each image of ``img`` (F, N, N)."""
+    n = img.shape[1]
+    for row in prange(img.shape[0] * n):
+        m = row // n
+        i = row - m * n
+        qf = q[m]
+        qf[0, i, 0] = 0
+        qf[0, i, 1] = 0
+        qf[0, i, n + 2] = 0
+        qf[0, i, n + 3] = 0
+        qf[1, i, 0] = 0
+        qf[1, i, 1] = 0
+        qf[1, i, n + 2] = 0
+        qf[1, i, n + 3] = 0
         for j in range(n):
-            q[0, i, j + 2] = img[i, j]
-            q[1, i, j + 2] = img[j, i]
+            qf[0, i, j + 2] = img[m, i, j]
+            qf[1, i, j + 2] = img[m, j, i]
 
 
 @njit(parallel=True, fastmath=True, cache=True)
 def joseph_forward(q, mode, t0, slope, weight, s_lo, s_hi, out):
-    """Forward projection: ``out[r] = weight[r] * sum_s interp(q[mode[r]][s], t0[r] + slope[r] s)``.
+    """Forward projection: ``out[r] = weight[r] * sum_s interp(q[m(r), mode[r]][s], t0[r] + slope[r] s)``.
+
+    Ray ``r`` integrates image ``m(r) = r // (R / F)``.
 
     Args:
-        q: (2, N, N + 4) padded image copies from :func:`pad_image` (float32 or float64).
-        mode, s_lo, s_hi: (R,) int64 per-ray parameters from :func:`ray_parameters`.
+        q: (F, 2, N, N + 4) padded image copies from :func:`pad_image` (float32 or float64).
+        mode, s_lo, s_hi: (R,) int64 per-ray parameters from :func:`ray_parameters`; R a multiple of F.
         t0, slope, weight: (R,) per-ray parameters, same dtype as ``q``.
         out: (R,) output line integrals, same dtype as ``q`` (overwritten).
     """
+    per_image = out.shape[0] // q.shape[0]
     for r in prange(out.shape[0]):
-        qm = q[mode[r]]
+        qm = q[r // per_image, mode[r]]
         a = t0[r]
         b = slope[r]
         acc = qm[0, 0] * 0
@@ -184,23 +194,29 @@ def joseph_forward(q, mode, t0, slope, weight, s_lo, s_hi, out):
 def joseph_adjoint(y, mode, t0, slope, weight, s_lo, s_hi, n_chunks, out):
     """Back-projection, the exact transpose of :func:`joseph_forward`.
 
+    Image ``m`` receives rays ``m R/F .. (m+1) R/F - 1``, split into ``n_chunks`` chunks; the
+    ``F * n_chunks`` chunks run in parallel, each into its own buffer.
+
     Args:
-        y: (R,) sinogram values, float32 or float64.
+        y: (R,) sinogram values, float32 or float64; R a multiple of F.
         mode, t0, slope, weight, s_lo, s_hi: per-ray parameters (as for the forward).
-        n_chunks: number of private accumulation buffers (use the number of threads).
-        out: (N, N) image (overwritten), same dtype as ``y``.
+        n_chunks: private accumulation buffers per image (F * n_chunks should be at least the
+            number of threads).
+        out: (F, N, N) images (overwritten), same dtype as ``y``.
     """
-    n = out.shape[0]
-    n_rays = y.shape[0]
-    buf = np.zeros((n_chunks, 2, n, n + 4), dtype=y.dtype)
-    for c in prange(n_chunks):
-        r_begin = c * n_rays // n_chunks
-        r_end = (c + 1) * n_rays // n_chunks
+    n_images, n = out.shape[0], out.shape[1]
+    per_image = y.shape[0] // n_images
+    buf = np.zeros((n_images * n_chunks, 2, n, n + 4), dtype=y.dtype)
+    for unit in prange(n_images * n_chunks):
+        m = unit // n_chunks
+        c = unit - m * n_chunks
+        r_begin = m * per_image + c * per_image // n_chunks
+        r_end = m * per_image + (c + 1) * per_image // n_chunks
         for r in range(r_begin, r_end):
             v = y[r] * weight[r]
             if v == 0:
                 continue
-            qm = buf[c, mode[r]]
+            qm = buf[unit, mode[r]]
             a = t0[r]
             b = slope[r]
             for s in range(s_lo[r], s_hi[r]):
@@ -210,9 +226,12 @@ def joseph_adjoint(y, mode, t0, slope, weight, s_lo, s_hi, n_chunks, out):
                 vf = v * f
                 qm[s, k] += v - vf
                 qm[s, k + 1] += vf
-    for i in prange(n):
+    for row in prange(n_images * n):
+        m = row // n
+        i = row - m * n
+        first = m * n_chunks
         for j in range(n):
-            acc = buf[0, 0, i, j + 2] + buf[0, 1, j, i + 2]
-            for c in range(1, n_chunks):
+            acc = buf[first, 0, i, j + 2] + buf[first, 1, j, i + 2]
+            for c in range(first + 1, first + n_chunks):
                 acc += buf[c, 0, i, j + 2] + buf[c, 1, j, i + 2]
-            out[i, j] = acc
+            out[m, i, j] = acc
