@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 REAL_DTYPES = (torch.float32, torch.float64)
+COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 
 
 def check_tensor(name: str, value: object, *, ndim: int | None = None, real: bool = True) -> torch.Tensor:
@@ -29,7 +30,7 @@ def check_tensor(name: str, value: object, *, ndim: int | None = None, real: boo
     """
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, received {type(value).__name__}")
-    allowed = REAL_DTYPES if real else REAL_DTYPES + (torch.complex64, torch.complex128)
+    allowed = REAL_DTYPES if real else REAL_DTYPES + COMPLEX_DTYPES
     if value.dtype not in allowed:
         names = ", ".join(str(d).replace("torch.", "") for d in allowed)
         raise TypeError(f"{name}: expected dtype in ({names}), received {str(value.dtype).replace('torch.', '')}")

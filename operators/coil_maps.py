@@ -23,20 +23,18 @@ import numpy as np
 import torch
 from deepinv.utils import MRIMixin
 
-from operators._validate import check_int, check_positive, check_tensor
+from operators._validate import COMPLEX_DTYPES, check_int, check_positive, check_tensor
 from operators.kspace_masks import _centre, _image_shape
 
 __all__ = [
     "COIL_CIRCLE",
     "COIL_LOOP",
-    "COMPLEX_DTYPES",
     "MIN_CALIBRATION",
     "PHASE_SLOPE",
     "estimate_coil_maps",
     "simulated_coil_maps",
 ]
 
-COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 #: Smallest calibration (fully sampled) region accepted by :func:`estimate_coil_maps`, in lines per axis.
 MIN_CALIBRATION = 8
 #: Simulated coils: radius of the circle carrying the coils and radius of each loop, in units of half

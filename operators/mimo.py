@@ -28,13 +28,12 @@ import torch
 from deepinv.physics import LinearPhysics
 
 from operators._autograd import ApplyLinear
-from operators._validate import check_shape, check_tensor
+from operators._validate import COMPLEX_DTYPES, check_shape, check_tensor
 from operators.kernels import mimo as kernels
 from operators.mimo_geometry import SPEED_OF_LIGHT, VoxelGrid
 
 __all__ = ["NearFieldMIMO"]
 
-COMPLEX_DTYPES = (torch.complex64, torch.complex128)
 #: Relative tolerance under which a frequency list counts as uniformly stepped.
 _UNIFORM_RTOL = 1e-9
 

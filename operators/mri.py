@@ -33,8 +33,6 @@ from operators._validate import check_shape, check_tensor
 
 __all__ = ["MRI", "DynamicMRI", "SenseMRI", "to_channels", "to_complex"]
 
-COMPLEX_DTYPES = (torch.complex64, torch.complex128)
-
 
 def _check_complex(name: str, value: object) -> torch.Tensor:
     if isinstance(value, torch.Tensor) and not value.is_complex():

@@ -125,18 +125,11 @@ class QuantitativeMRI(Physics):
         a, da = self.basis(rate)
         return self.sense.apply(a * dm0 + m0 * da * drate)
 
-    def vjp_signal(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        r"""Adjoint Jacobian of the signal model applied to a signal-domain residual ``r`` (B, E, H, W).
-
-        Returns the real ``(B, 3, H, W)`` vector :math:`(g_{Re}, g_{Im}, g_R)` of the module docstring.
-        """
-        m0, rate = self._split(x)
-        return _gradient(m0, *self.basis(rate), r)
-
     def vjp(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         r"""Adjoint Jacobian :math:`J(x)^H v` (real part, as a real gradient) for ``v`` (B, N, E, H, W)."""
         self.check_x(x)
-        return self.vjp_signal(x, self.sense.A_adjoint_complex(v))
+        m0, rate = self._split(x)
+        return _gradient(m0, *self.basis(rate), self.sense.A_adjoint_complex(v))
 
     def data_fit(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Value and analytic gradient of :math:`f(x) = \tfrac12\|A(x) - y\|_2^2`.
