@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(PY) demos/ct_graphla.py --quick
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 tests
+	$(PY) -m pytest -n 2 --dist loadfile tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/ct_operators.py

@@ -5,12 +5,19 @@ core each, every parallel torch region of one worker waits for the other's (MKL'
 of a 288 x 288 ESPIRiT Gram matrix took 3 s with 2 threads against 7 ms with 1 on the busy
 machine). Tests that need another count (reproducing a weight card) set it themselves inside
 the ``torch_state`` fixture, which restores it.
+
+The same holds for numba's OpenMP pool (the CT projectors): two workers of two spinning threads
+each on two cores made the graphLa demo test take 14 min instead of about 2, so numba gets one
+thread per worker too. ``make test`` also distributes whole files (``--dist loadfile``): a
+module-scoped fixture that runs a demo then runs once, not once per worker.
 """
 
+import numba
 import pytest
 import torch
 
 torch.set_num_threads(1)
+numba.set_num_threads(1)
 
 
 @pytest.fixture
