@@ -16,6 +16,7 @@ from recon.methods.graphla import graphla
 from recon.methods.magnitude_pnp import backprojection, kirchhoff_migration, magnitude_pnp
 from recon.methods.nlcg_net import nlcg_net
 from recon.methods.qmri import nlcg_maps, qmri_fit, subspace_recon
+from recon.methods.red_psm import psm, red_psm, sliding_window_fbp, view_sharing
 
 __all__ = [
     "backprojection",
@@ -28,8 +29,12 @@ __all__ = [
     "nlcg_net",
     "noise",
     "phantoms",
+    "psm",
     "qmri_fit",
+    "red_psm",
+    "sliding_window_fbp",
     "subspace_recon",
     "tikhonov",
     "tv",
+    "view_sharing",
 ]

@@ -1,0 +1,459 @@
+r"""RED-PSM: regularization by denoising of a partially separable model, for dynamic inverse problems.
+
+Iskender, Klasky & Bresler, "RED-PSM: Regularization by Denoising of Partially Separable Models
+for Dynamic Imaging", ICCV 2023 / IEEE TCI 2024. The object, P frames of N x N pixels, is the
+spline-smooth partially separable model :math:`F = \Lambda \Psi^T`, :math:`\Psi = U Z`
+(:mod:`recon.regularizers.psm`), and
+
+.. math::
+    \min_{\Lambda, Z, f}\ \sum_t \|A_t (\Lambda\Psi^T)_t - y_t\|^2 + \lambda \sum_t \rho(f_t)
+        + \xi \|Z\|_F^2 + \chi \|\Lambda\|_F^2 \quad\text{s.t.}\quad f = \Lambda\Psi^T,
+
+with the RED penalty :math:`\rho` of a frame denoiser (:mod:`recon.regularizers.red`). The
+scaled ADMM (:class:`~recon.solvers.ADMM`, penalty :math:`\beta`, dual :math:`\gamma`), per outer
+iteration:
+
+1. :math:`(\Lambda, Z)`: ``adam_steps`` Adam steps (learning rate ``lr``, moments kept across
+   outer iterations) on the data misfit :math:`+ \frac{\beta}{2}\|\Lambda\Psi^T - f + \gamma\|^2`
+   + the two Frobenius penalties, the frames projected (clipped >= 0, zero outside the circular
+   field of view, each optional) before they enter any term;
+2. :math:`f \leftarrow (\lambda D(f) + \beta(\Lambda\Psi^T + \gamma)) / (\lambda + \beta)`, one
+   RED fixed-point step frame by frame;
+3. :math:`\gamma \leftarrow \gamma + \Lambda\Psi^T - f`.
+
+The result is the PSM :math:`\Lambda\Psi^T` (projected). Baselines through :func:`psm`: plain PSM
+(:math:`\lambda = 0`: step 2 is then :math:`f = \Lambda\Psi^T + \gamma` and the dual stays 0, so
+the loop is a proximal-point descent on the PSM objective), and PSM + TV (step 2 the prox of
+:math:`(\lambda/\beta) \mathrm{TV}` per frame). :func:`sliding_window_fbp` (dynamic CT) and
+:func:`view_sharing` (dynamic MRI) are the classical per-frame baselines.
+
+Physics: any linear operator whose ``A_adjoint(y)`` has the object layout, either
+
+* real frames on the channel axis, (1, P, N, N): :class:`operators.DynamicCT`;
+* complex frames, (1, 2, P, N, N) (real and imaginary channels): deepinv's ``DynamicMRI`` or
+  :class:`operators.SenseMRI` with one mask per frame; the object is taken real (the imaginary
+  channel is zero), as for the magnitude phantoms here.
+
+Units: the iteration runs on normalised data. The initial estimate's 99.5th percentile
+:math:`s` sets the scale: ``y / s`` is reconstructed, so frames are of order one (the range the
+denoiser was trained on) and the defaults of :math:`\lambda, \beta, \xi, \chi` and ``lr`` hold
+for any data units; the result is scaled back by :math:`s`.
+
+Initialisation (``init``): ``"svd"`` (default) from the data alone: sliding-window estimates
+of the frames (:func:`sliding_window_fbp` for CT, :func:`view_sharing` for MRI), then the spline-PSM factors of their truncated SVD
+(:func:`~recon.regularizers.psm.truncated_svd_factors`). ``"random"``: Gaussian latent samples
+and a small random spatial basis (seeded). The paper initialises with a projection-domain PSM
+estimate; the windowed estimate plays that role here.
+
+Stopping: after ``n_iter`` outer iterations, or earlier when the relative change of the frames
+between two outer iterations, :math:`\|F_k - F_{k-1}\| / \|F_k\|` (the history's residual),
+falls below ``tol`` (0 disables); never by PSNR against a truth.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from operators._validate import check_int, check_option, check_positive, check_tensor
+from recon.regularizers.magnitude import tv_denoiser
+from recon.regularizers.psm import hermite_spline_matrix, psm_frames, truncated_svd_factors
+from recon.regularizers.red import framewise, red_fixed_point_step
+from recon.solvers import ADMM
+
+__all__ = ["DEFAULTS", "psm", "red_psm", "sliding_window_fbp", "view_sharing"]
+
+#: The paper's settings by number of frames: P -> (rank = K + 1, latent_size d, lam, beta, n_iter);
+#: a sequence uses the entry of the smallest listed P >= its own (the largest beyond 256).
+DEFAULTS = {128: (7, 9, 2e-4, 2e-4, 201), 256: (11, 11, 5e-5, 1e-4, 101)}
+XI = CHI = 1e-6
+ADAM_STEPS = 25
+LR = 5e-3
+TV_STEPS = 10
+INITS = ("svd", "random")
+
+
+# ----------------------------------------------------------------------------- the object layout
+
+
+class _FrameModel:
+    """Maps real frames (P, N, N) to the physics' object layout and measurements."""
+
+    def __init__(self, physics: object, y: torch.Tensor):
+        if not (hasattr(physics, "A") and hasattr(physics, "A_adjoint")):
+            raise TypeError(
+                f"physics: expected a linear operator (operators.DynamicCT, deepinv DynamicMRI, ...), received {type(physics).__name__}"
+            )
+        check_tensor("y", y)
+        if y.shape[0] != 1:
+            raise ValueError(f"y: expected one sequence (batch size 1), received shape {tuple(y.shape)}")
+        self.physics = physics
+        shape = tuple(physics.A_adjoint(y).shape)
+        if len(shape) == 4:
+            self.complex = False
+        elif len(shape) == 5 and shape[1] == 2:
+            self.complex = True
+            shape = (shape[0], *shape[2:])
+        else:
+            raise ValueError(
+                f"physics: expected objects of shape (1, P, N, N) or (1, 2, P, N, N), its adjoint gives {shape}"
+            )
+        if shape[-1] != shape[-2]:
+            raise ValueError(f"physics: expected square frames, its adjoint gives frames of shape {shape[-2:]}")
+        self.n_frames, self.n = shape[1], shape[-1]
+
+    def to_object(self, frames: torch.Tensor) -> torch.Tensor:
+        """(P, N, N) -> the physics' object layout (1, P, N, N) or (1, 2, P, N, N)."""
+        if self.complex:
+            return torch.stack([frames, torch.zeros_like(frames)])[None]
+        return frames[None]
+
+    def from_object(self, x: torch.Tensor) -> torch.Tensor:
+        """The real frames (P, N, N) of an object."""
+        return x[0, 0] if self.complex else x[0]
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.physics.A(self.to_object(frames))
+
+
+def _fov_mask(n: int, dtype: torch.dtype) -> torch.Tensor:
+    """1 on pixels whose centre lies in the disc inscribed in the N x N image, else 0."""
+    c = torch.arange(n, dtype=torch.float64) - (n - 1) / 2
+    return ((c[:, None] ** 2 + c[None, :] ** 2) <= (n / 2) ** 2).to(dtype)
+
+
+def _projection(n: int, dtype: torch.dtype, nonneg: bool, circular_fov: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    mask = _fov_mask(n, dtype) if circular_fov else None
+
+    def project(f: torch.Tensor) -> torch.Tensor:
+        if nonneg:
+            f = torch.clamp(f, min=0.0)
+        return f * mask if mask is not None else f
+
+    return project
+
+
+# ----------------------------------------------------------------------------- baselines / init
+
+
+def sliding_window_fbp(physics, y: torch.Tensor, window: int | None = None, filter: str = "hann") -> tuple[torch.Tensor, dict]:  # noqa: A002
+    r"""Per-frame FBP from the views of a window of neighbouring frames (dynamic CT).
+
+    Frame ``t`` is the FBP (:meth:`operators.ParallelBeamCT.fbp`) of all views of frames
+    :math:`t - \lfloor w/2 \rfloor, \dots, t + \lceil w/2 \rceil - 1`, the window shifted inwards
+    at the two ends of the sequence so it always holds ``w`` frames. Bit-reversal angles make
+    every window cover [0, pi) nearly uniformly; a longer window has fewer streaks and more
+    motion blur.
+
+    Args:
+        physics: an :class:`operators.DynamicCT`.
+        y: its sinograms, (1, P, n_views, n_detectors).
+        window: frames per window w, 1 <= w <= P; default ``min(P, 32)`` (32 views at one view
+            per frame, the shortest window without strong streaks at N = 128 in the demo's
+            tuning run).
+        filter: FBP window (``"ram-lak"``, ``"shepp-logan"``, ``"cosine"``, ``"hann"``).
+
+    Returns:
+        ``(frames (1, P, N, N), {"window": w})``.
+    """
+    from operators import DynamicCT, ParallelBeamCT  # noqa: PLC0415
+
+    if not isinstance(physics, DynamicCT):
+        raise TypeError(f"physics: expected an operators.DynamicCT, received {type(physics).__name__}")
+    physics._check_sinogram(y)
+    p = physics.n_frames
+    w = min(p, 32) if window is None else check_int("window", window)
+    if w > p:
+        raise ValueError(f"window: expected at most n_frames = {p} frames, received {w}")
+    angles = physics.angles
+    out = torch.empty(y.shape[0], p, physics.n, physics.n, dtype=y.dtype)
+    for t in range(p):
+        start = min(max(t - w // 2, 0), p - w)
+        frames = slice(start, start + w)
+        op = ParallelBeamCT(physics.n, angles[frames].reshape(-1), physics.n_detectors, physics.detector_spacing, backend="numba")
+        sino = y[:, frames].reshape(y.shape[0], 1, -1, physics.n_detectors)
+        out[:, t] = op.fbp(sino, filter=filter)[:, 0]
+    return out, {"window": w}
+
+
+def view_sharing(physics, y: torch.Tensor, window: int | None = None) -> tuple[torch.Tensor, dict]:
+    r"""Dynamic MRI by view sharing: each frame's k-space pooled with its neighbours', zero-filled inverse.
+
+    Frame ``t`` takes the k-space samples of frames :math:`t - \lfloor w/2 \rfloor, \dots, t +
+    \lceil w/2 \rceil - 1` (the window shifted inwards at the ends), averaged where several
+    frames sampled the same location, and is the adjoint (the zero-filled inverse FFT) of that
+    pooled k-space. With one sampling pattern shifted from frame to frame (a k-t lattice), a
+    window of R frames at acceleration R fills k-space about once.
+
+    Args:
+        physics: a dynamic MRI operator with objects (1, 2, P, N, N) and measurements whose axis 2
+            is time (deepinv ``DynamicMRI``: y (1, 2, P, N, N), zero where not sampled).
+        y: the measurements of one sequence.
+        window: frames per window, 1 <= w <= P; default the acceleration
+            :math:`\lceil P N^2 / \#\text{samples} \rceil`, capped at P.
+
+    Returns:
+        ``(x (1, 2, P, N, N), {"window": w})``.
+    """
+    model = _FrameModel(physics, y)
+    if not model.complex or y.ndim != 5:
+        raise TypeError(f"physics: expected a dynamic MRI operator with data (1, 2, P, N, N), received data of shape {tuple(y.shape)}")
+    p = model.n_frames
+    mask = (y.abs().sum(dim=1, keepdim=True) > 0).to(y.dtype)
+    default = min(p, math.ceil(mask[0, 0].numel() / max(float(mask.sum()), 1.0)))
+    w = default if window is None else check_int("window", window)
+    if w > p:
+        raise ValueError(f"window: expected at most n_frames = {p} frames, received {w}")
+    pooled, counts = torch.zeros_like(y), torch.zeros_like(mask)
+    for t in range(p):
+        start = min(max(t - w // 2, 0), p - w)
+        pooled[:, :, t] = y[:, :, start : start + w].sum(dim=2)
+        counts[:, :, t] = mask[:, :, start : start + w].sum(dim=2)
+    return physics.A_adjoint(pooled / counts.clamp(min=1.0)), {"window": w}
+
+
+def _windowed_estimate(model: _FrameModel, y: torch.Tensor) -> torch.Tensor:
+    """Data-only frames (P, N, N) for the SVD initialisation and the scale."""
+    if model.complex:
+        return model.from_object(view_sharing(model.physics, y)[0])
+    return sliding_window_fbp(model.physics, y)[0][0]
+
+
+# ----------------------------------------------------------------------------- the (Lambda, Z) step
+
+
+class _FactorStep:
+    """The ADMM x-step: Adam steps on the PSM factors; returns the projected frames."""
+
+    def __init__(self, model, y, spline, spatial, latent, project, xi, chi, steps, lr):
+        self.model, self.y, self.spline, self.project = model, y, spline, project
+        self.spatial = spatial.clone().requires_grad_(True)
+        self.latent = latent.clone().requires_grad_(True)
+        self.xi, self.chi, self.steps = xi, chi, steps
+        self.optimizer = torch.optim.Adam([self.spatial, self.latent], lr=lr)
+
+    def frames(self) -> torch.Tensor:
+        return self.project(psm_frames(self.spatial, self.latent, self.spline))
+
+    def __call__(self, v: torch.Tensor, rho: float, x_prev: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.steps):
+            self.optimizer.zero_grad(set_to_none=True)
+            f = self.frames()
+            loss = (
+                torch.sum((self.model.forward(f) - self.y) ** 2)
+                + 0.5 * rho * torch.sum((f - v) ** 2)
+                + self.xi * torch.sum(self.latent**2)
+                + self.chi * torch.sum(self.spatial**2)
+            )
+            loss.backward()
+            self.optimizer.step()
+        with torch.no_grad():
+            return self.frames()
+
+
+class _REDStep:
+    """The ADMM z-step of RED: one fixed-point step, the denoiser applied to the current f."""
+
+    def __init__(self, denoiser: Callable, lam: float, f0: torch.Tensor):
+        self.denoise, self.lam, self.f = framewise(denoiser), lam, f0
+
+    def __call__(self, v: torch.Tensor, rho: float) -> torch.Tensor:
+        self.f = red_fixed_point_step(self.f, v, self.denoise, self.lam, rho)
+        return self.f
+
+
+class _PSMADMM(ADMM):
+    r""":class:`~recon.solvers.ADMM` whose recorded residual is the relative change of the frames.
+
+    Boyd's dual residual is relative to the scaled dual, which stays 0 for plain PSM (its z-step
+    is the identity) and near 0 for weak priors; the change of the PSM frames,
+    :math:`\|F_k - F_{k-1}\| / \|F_k\|`, is meaningful for every variant. A non-finite f (a
+    denoiser that returned NaN) makes the residual NaN, so the run stops with
+    :class:`~recon.solvers.NonFiniteError` before the NaN reaches the factors.
+    """
+
+    def step(self, state: dict) -> tuple[float, float]:
+        prev = state["x"]
+        objective, _ = super().step(state)
+        if not bool(torch.isfinite(state["z"]).all()):
+            return objective, float("nan")
+        change = float(torch.linalg.vector_norm(state["x"] - prev))
+        return objective, change / max(float(torch.linalg.vector_norm(state["x"])), state["tiny"])
+
+
+# ----------------------------------------------------------------------------- the methods
+
+
+def _defaults(p: int) -> tuple:
+    key = min((k for k in DEFAULTS if k >= p), default=max(DEFAULTS))
+    return DEFAULTS[key]
+
+
+def _load_denoiser(denoiser: str | Callable) -> Callable:
+    if callable(denoiser):
+        return denoiser
+    from denoisers.zoo import load  # noqa: PLC0415  (torch model, loaded on demand)
+
+    net = load(denoiser)
+    net.eval()
+    return net
+
+
+def _run_psm(
+    physics, y, rank, latent_size, z_step_of, lam, beta, n_iter, init, nonneg, circular_fov, tol, seed, progress,
+    reference,
+) -> tuple[torch.Tensor, dict]:  # fmt: skip
+    """The shared ADMM of :func:`red_psm` and :func:`psm`; ``z_step_of(f0, lam)`` builds step 2."""
+    model = _FrameModel(physics, y)
+    p, n = model.n_frames, model.n
+    d_rank, d_latent, _, _, d_iter = _defaults(p)
+    rank = d_rank if rank is None else check_int("rank", rank)
+    if rank > p:
+        raise ValueError(f"rank: expected at most n_frames = {p} basis functions, received {rank}")
+    latent_size = d_latent if latent_size is None else latent_size
+    n_iter = d_iter if n_iter is None else check_int("n_iter", n_iter)
+    check_option("init", init, INITS)
+    lam = check_positive("lam", lam, allow_zero=True)
+    beta = check_positive("beta", beta)
+    spline = hermite_spline_matrix(p, latent_size, dtype=y.dtype)
+
+    estimate = _windowed_estimate(model, y)
+    scale = float(torch.quantile(estimate.reshape(-1)[:: max(1, estimate.numel() // 2**20)].abs().float(), 0.995))
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError("y: the data give an all-zero initial estimate; expected measurements of a non-zero object")
+    yn, estimate = y / scale, estimate / scale
+    if init == "svd":
+        spatial, latent = truncated_svd_factors(estimate, rank, spline)
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        latent = torch.randn(latent_size, rank, generator=gen, dtype=y.dtype)
+        spatial = 0.01 * torch.randn(rank, n, n, generator=gen, dtype=y.dtype)
+    project = _projection(n, y.dtype, nonneg, circular_fov)
+    x_step = _FactorStep(model, yn, spline, spatial, latent, project, XI, CHI, ADAM_STEPS, LR)
+    f0 = x_step.frames().detach()
+    solver = _PSMADMM(
+        x_step,
+        z_step_of(f0, lam),
+        rho=beta,
+        max_iter=n_iter,
+        tol=tol,
+        progress=progress,
+        reference=None if reference is None else model.from_object(reference) / scale,
+    )
+    frames, hist = solver.run(f0)
+    info = {
+        "history": hist,
+        "iterations": hist.iterations,
+        "scale": scale,
+        "rank": rank,
+        "latent_size": latent_size,
+        "lam": lam,
+        "beta": beta,
+        "spatial": x_step.spatial.detach() * scale,
+        "temporal": (spline @ x_step.latent).detach(),
+    }
+    return model.to_object(frames * scale), info
+
+
+def red_psm(
+    physics,
+    y: torch.Tensor,
+    rank: int | None = None,
+    latent_size: int | None = None,
+    denoiser: str | Callable[[torch.Tensor], torch.Tensor] = "ct_dncnn",
+    *,
+    lam: float | None = None,
+    beta: float | None = None,
+    n_iter: int | None = None,
+    init: str = "svd",
+    nonneg: bool = True,
+    circular_fov: bool = False,
+    tol: float = 0.0,
+    seed: int = 0,
+    progress: bool | None = None,
+    reference: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict]:
+    r"""RED-PSM reconstruction of a dynamic object (see the module docstring for the iteration).
+
+    Args:
+        physics: :class:`operators.DynamicCT`, or a dynamic MRI operator with objects (1, 2, P, N, N).
+        y: measurements of one sequence (batch 1), in the physics' layout.
+        rank: basis functions r = K + 1 (<= P); default from :data:`DEFAULTS` (7 at P <= 128).
+        latent_size: latent samples d (2 <= d <= P); default from :data:`DEFAULTS` (9 at P <= 128).
+        denoiser: a name from ``denoisers.zoo`` (``"ct_dncnn"``) or a callable on (B, 1, N, N)
+            frames of values of order one.
+        lam: RED weight :math:`\lambda` (>= 0); default from :data:`DEFAULTS`.
+        beta: ADMM penalty :math:`\beta` (> 0); default from :data:`DEFAULTS`.
+        n_iter: outer iterations; default from :data:`DEFAULTS` (201 at P <= 128).
+        init: ``"svd"`` or ``"random"``.
+        nonneg: clip the frames at 0.
+        circular_fov: zero the frames outside the disc inscribed in the image.
+        tol: stop when the relative change of the frames is <= tol (0: run all ``n_iter``).
+        seed: seed of the random initialisation.
+        progress: tqdm bar (default: when stderr is a terminal).
+        reference: optional ground truth in the object layout, only to record PSNR per iteration.
+
+    Returns:
+        ``(x, info)``: x in the object layout ((1, P, N, N) for CT), info with ``history``
+        (:class:`~recon.solvers.History`), ``iterations``, ``scale``, ``rank``, ``latent_size``,
+        ``lam``, ``beta``, ``spatial`` (r, N, N) and ``temporal`` (P, r) factors.
+
+    Example:
+        >>> physics = operators.DynamicCT(128, n_frames=128)
+        >>> frames, info = recon.red_psm(physics, y, rank=7, latent_size=9, denoiser="ct_dncnn")
+    """
+    d_lam, d_beta = _defaults(_FrameModel(physics, y).n_frames)[2:4]
+    net = _load_denoiser(denoiser)
+    lam = d_lam if lam is None else lam
+    return _run_psm(
+        physics, y, rank, latent_size, lambda f0, lam_: _REDStep(net, lam_, f0), lam,
+        d_beta if beta is None else beta, n_iter, init, nonneg, circular_fov, tol, seed, progress, reference,
+    )  # fmt: skip
+
+
+def psm(
+    physics,
+    y: torch.Tensor,
+    rank: int | None = None,
+    latent_size: int | None = None,
+    prior: str | None = None,
+    *,
+    lam: float = 0.0,
+    beta: float | None = None,
+    n_iter: int | None = None,
+    init: str = "svd",
+    nonneg: bool = True,
+    circular_fov: bool = False,
+    tol: float = 0.0,
+    seed: int = 0,
+    progress: bool | None = None,
+    reference: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict]:
+    r"""The PSM baselines of RED-PSM: plain PSM (``prior=None``) or PSM + TV (``prior="tv"``).
+
+    The same ADMM as :func:`red_psm` with step 2 replaced: ``None`` -- the identity
+    :math:`f = \Lambda\Psi^T + \gamma` (``lam`` must be 0); ``"tv"`` -- the prox of
+    :math:`(\lambda/\beta)\,\mathrm{TV}` on each frame (10 warm-started primal-dual steps of
+    deepinv's ``TVDenoiser``), with ``lam`` > 0 the TV weight in normalised units. Other
+    arguments and the result as in :func:`red_psm`.
+    """
+    if prior is not None:
+        check_option("prior", prior, ("tv",))
+    lam = check_positive("lam", lam, allow_zero=True)
+    if (prior is None) != (lam == 0):
+        raise ValueError(f"lam: expected 0 for prior=None and > 0 for prior='tv', received {lam!r} with prior={prior!r}")
+    d_beta = _defaults(_FrameModel(physics, y).n_frames)[3]
+    beta = d_beta if beta is None else beta
+
+    def z_step_of(f0: torch.Tensor, lam_: float) -> Callable:
+        if prior is None:
+            return lambda v, rho: v
+        tv = tv_denoiser(TV_STEPS)
+        return lambda v, rho: tv(v[:, None], lam_ / rho)[:, 0]
+
+    return _run_psm(
+        physics, y, rank, latent_size, z_step_of, lam, beta, n_iter, init, nonneg, circular_fov, tol, seed,
+        progress, reference,
+    )  # fmt: skip
