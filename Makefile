@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/graph_laplacian.py
 	$(PY) benchmarks/mimo_operator.py
 	$(PY) benchmarks/mri.py
+	$(PY) benchmarks/dynamic_ct.py
 
 clean-venv:
 	rm -rf $(VENV)

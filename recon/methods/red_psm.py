@@ -40,7 +40,8 @@ denoiser was trained on) and the defaults of :math:`\lambda, \beta, \xi, \chi` a
 for any data units; the result is scaled back by :math:`s`.
 
 Initialisation (``init``): ``"svd"`` (default) from the data alone: sliding-window estimates
-of the frames (:func:`sliding_window_fbp` for CT, :func:`view_sharing` for MRI), then the spline-PSM factors of their truncated SVD
+of the frames (:func:`sliding_window_fbp` for CT, :func:`view_sharing` for deepinv's
+``DynamicMRI``, the zero-filled adjoint for other MRI operators), then the spline-PSM factors of their truncated SVD
 (:func:`~recon.regularizers.psm.truncated_svd_factors`). ``"random"``: Gaussian latent samples
 and a small random spatial basis (seeded). The paper initialises with a projection-domain PSM
 estimate; the windowed estimate plays that role here.
@@ -183,13 +184,12 @@ def view_sharing(physics, y: torch.Tensor, window: int | None = None) -> tuple[t
 
     Frame ``t`` takes the k-space samples of frames :math:`t - \lfloor w/2 \rfloor, \dots, t +
     \lceil w/2 \rceil - 1` (the window shifted inwards at the ends), averaged where several
-    frames sampled the same location, and is the adjoint (the zero-filled inverse FFT) of that
-    pooled k-space. With one sampling pattern shifted from frame to frame (a k-t lattice), a
+    frames sampled the same location, and is the centred inverse FFT of that pooled k-space (zero
+    where no frame of the window sampled). With one sampling pattern shifted from frame to frame (a k-t lattice), a
     window of R frames at acceleration R fills k-space about once.
 
     Args:
-        physics: a dynamic MRI operator with objects (1, 2, P, N, N) and measurements whose axis 2
-            is time (deepinv ``DynamicMRI``: y (1, 2, P, N, N), zero where not sampled).
+        physics: a deepinv ``DynamicMRI`` (single coil; y (1, 2, P, N, N), zero where not sampled).
         y: the measurements of one sequence.
         window: frames per window, 1 <= w <= P; default the acceleration
             :math:`\lceil P N^2 / \#\text{samples} \rceil`, capped at P.
@@ -197,10 +197,12 @@ def view_sharing(physics, y: torch.Tensor, window: int | None = None) -> tuple[t
     Returns:
         ``(x (1, 2, P, N, N), {"window": w})``.
     """
-    model = _FrameModel(physics, y)
-    if not model.complex or y.ndim != 5:
-        raise TypeError(f"physics: expected a dynamic MRI operator with data (1, 2, P, N, N), received data of shape {tuple(y.shape)}")
-    p = model.n_frames
+    from deepinv.physics import DynamicMRI  # noqa: PLC0415
+
+    if not isinstance(physics, DynamicMRI):
+        raise TypeError(f"physics: expected a deepinv.physics.DynamicMRI, received {type(physics).__name__}")
+    check_tensor("y", y, ndim=5)
+    p = y.shape[2]
     mask = (y.abs().sum(dim=1, keepdim=True) > 0).to(y.dtype)
     default = min(p, math.ceil(mask[0, 0].numel() / max(float(mask.sum()), 1.0)))
     w = default if window is None else check_int("window", window)
@@ -211,13 +213,18 @@ def view_sharing(physics, y: torch.Tensor, window: int | None = None) -> tuple[t
         start = min(max(t - w // 2, 0), p - w)
         pooled[:, :, t] = y[:, :, start : start + w].sum(dim=2)
         counts[:, :, t] = mask[:, :, start : start + w].sum(dim=2)
-    return physics.A_adjoint(pooled / counts.clamp(min=1.0)), {"window": w}
+    full = DynamicMRI(img_size=tuple(y.shape))  # all-ones mask: the plain centred inverse FFT of every frame
+    return full.A_adjoint(pooled / counts.clamp(min=1.0)), {"window": w}
 
 
 def _windowed_estimate(model: _FrameModel, y: torch.Tensor) -> torch.Tensor:
     """Data-only frames (P, N, N) for the SVD initialisation and the scale."""
-    if model.complex:
+    from deepinv.physics import DynamicMRI  # noqa: PLC0415
+
+    if isinstance(model.physics, DynamicMRI):
         return model.from_object(view_sharing(model.physics, y)[0])
+    if model.complex:  # another MRI operator: the zero-filled adjoint
+        return model.from_object(model.physics.A_adjoint(y))
     return sliding_window_fbp(model.physics, y)[0][0]
 
 
