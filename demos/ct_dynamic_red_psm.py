@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 import recon
-from dynamic_report import run_methods, sweep, write_figures, write_tables
+from dynamic_report import run_methods, sweep, write_report
 from operators import DynamicCT
 from recon.phantoms import TEST_SEEDS, dynamic_object
 
@@ -99,9 +99,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{cfg['n_iter']} outer iterations of 25 Adam steps; PSM-TV lambda = {LAM_TV:g}, RED-PSM lambda = {LAM_RED:g} "
         "(normalised units). Window: FBP of 32 neighbouring views."
     )
-    print(write_tables(rows, f"RED-PSM, dynamic CT ({'quick' if args.quick else 'full'} setting)", note, args.out))
-    write_figures(truth, frames, args.out)
-    print(f"wrote {args.out}/table.md, table.csv, frames.png, xt_profile.png")
+    write_report(rows, frames, truth, f"RED-PSM, dynamic CT ({'quick' if args.quick else 'full'} setting)", note, args.out)
     return rows
 
 

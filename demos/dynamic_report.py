@@ -68,6 +68,13 @@ def sweep(physics, y: torch.Tensor, truth: torch.Tensor, beta: float, tv_lams, r
         report(f"RED-PSM beta {beta:g} lam {lam:g}", recon.red_psm(physics, y, lam=lam, beta=beta, n_iter=n_iter)[0])
 
 
+def write_report(rows: list[dict], frames: dict[str, torch.Tensor], truth: torch.Tensor, title: str, note: str, out: Path) -> None:
+    """Write and print the tables (:func:`write_tables`) and write the figures (:func:`write_figures`)."""
+    print(write_tables(rows, title, note, out))
+    write_figures(truth, frames, out)
+    print(f"wrote {out}/table.md, table.csv, frames.png, xt_profile.png")
+
+
 def write_tables(rows: list[dict], title: str, note: str, out: Path) -> str:
     """Write ``table.csv`` and ``table.md`` (one row per method); return the markdown."""
     with open(out / "table.csv", "w", newline="") as fh:

@@ -33,7 +33,7 @@ from deepinv.physics import DynamicMRI
 
 import recon
 from ct_dynamic_red_psm import NOISE, TUNE_SEED
-from dynamic_report import run_methods, sweep, write_figures, write_tables
+from dynamic_report import run_methods, sweep, write_report
 from operators.kspace_masks import cartesian_mask
 from recon.phantoms import TEST_SEEDS, dynamic_object
 
@@ -91,9 +91,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"noise std {NOISE:g} * max|k|. PSM variants: rank 7, 9 latent samples, beta = {BETA:g}, {cfg['n_iter']} outer "
         f"iterations; PSM-TV lambda = {LAM_TV:g}, RED-PSM lambda = {LAM_RED:g} (normalised units, tuning seed {TUNE_SEED})."
     )
-    print(write_tables(rows, f"RED-PSM, dynamic MRI ({'quick' if args.quick else 'full'} setting)", note, args.out))
-    write_figures(truth, shown, args.out)
-    print(f"wrote {args.out}/table.md, table.csv, frames.png, xt_profile.png")
+    write_report(rows, shown, truth, f"RED-PSM, dynamic MRI ({'quick' if args.quick else 'full'} setting)", note, args.out)
     return rows
 
 

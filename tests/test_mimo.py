@@ -17,7 +17,8 @@ import recon
 from operators import NearFieldMIMO
 from operators import mimo_geometry as mg
 from recon.metrics import magnitude_psnr
-from recon.regularizers.magnitude import magnitude_prox, soft_threshold, tv_denoiser
+from recon.regularizers.magnitude import magnitude_prox, soft_threshold
+from recon.regularizers.tv import tv_denoiser
 from recon.solvers import CSALSA
 
 SMALL = (5, 6, 7)

@@ -40,7 +40,8 @@ import torch
 
 from operators._validate import check_positive, check_tensor
 from recon.metrics import magnitude_psnr
-from recon.regularizers.magnitude import magnitude_prox, soft_threshold, tv_denoiser
+from recon.regularizers.magnitude import magnitude_prox, soft_threshold
+from recon.regularizers.tv import tv_denoiser
 from recon.solvers import CSALSA
 
 PRIORS = ("unet3d", "tv", "l1")

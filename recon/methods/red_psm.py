@@ -59,16 +59,21 @@ from collections.abc import Callable
 import torch
 
 from operators._validate import check_int, check_option, check_positive, check_tensor
-from recon.regularizers.magnitude import tv_denoiser
+from recon.regularizers.tv import tv_denoiser
 from recon.regularizers.psm import hermite_spline_matrix, psm_frames, truncated_svd_factors
 from recon.regularizers.red import framewise, red_fixed_point_step
 from recon.solvers import ADMM
 
-__all__ = ["DEFAULTS", "psm", "red_psm", "sliding_window_fbp", "view_sharing"]
+__all__ = ["BETA", "DEFAULTS", "LAM", "psm", "red_psm", "sliding_window_fbp", "view_sharing"]
 
-#: The paper's settings by number of frames: P -> (rank = K + 1, latent_size d, lam, beta, n_iter);
-#: a sequence uses the entry of the smallest listed P >= its own (the largest beyond 256).
-DEFAULTS = {128: (7, 9, 2e-4, 2e-4, 201), 256: (11, 11, 5e-5, 1e-4, 101)}
+#: The paper's model sizes by number of frames: P -> (rank = K + 1, latent_size d, n_iter); a
+#: sequence uses the entry of the smallest listed P >= its own (the largest beyond 256).
+DEFAULTS = {128: (7, 9, 201), 256: (11, 11, 101)}
+#: Default RED weight and ADMM penalty in normalised units, from ``demos/ct_dynamic_red_psm.py --tune``
+#: (dynamic CT, sinograms in pixel units). The paper's lambda = beta = 2e-4 belong to its data scaling:
+#: here they leave the prior without effect. Operators with a much weaker data term need smaller
+#: weights (an orthonormal-FFT MRI operator: lambda 0.3, beta 1, ``demos/mri_dynamic_red_psm.py --tune``).
+LAM, BETA = 3.0, 3.0
 XI = CHI = 1e-6
 ADAM_STEPS = 25
 LR = 5e-3
@@ -315,7 +320,7 @@ def _run_psm(
     """The shared ADMM of :func:`red_psm` and :func:`psm`; ``z_step_of(f0, lam)`` builds step 2."""
     model = _FrameModel(physics, y)
     p, n = model.n_frames, model.n
-    d_rank, d_latent, _, _, d_iter = _defaults(p)
+    d_rank, d_latent, d_iter = _defaults(p)
     rank = d_rank if rank is None else check_int("rank", rank)
     if rank > p:
         raise ValueError(f"rank: expected at most n_frames = {p} basis functions, received {rank}")
@@ -391,8 +396,8 @@ def red_psm(
         latent_size: latent samples d (2 <= d <= P); default from :data:`DEFAULTS` (9 at P <= 128).
         denoiser: a name from ``denoisers.zoo`` (``"ct_dncnn"``) or a callable on (B, 1, N, N)
             frames of values of order one.
-        lam: RED weight :math:`\lambda` (>= 0); default from :data:`DEFAULTS`.
-        beta: ADMM penalty :math:`\beta` (> 0); default from :data:`DEFAULTS`.
+        lam: RED weight :math:`\lambda` (>= 0), normalised units; default :data:`LAM` (3).
+        beta: ADMM penalty :math:`\beta` (> 0), normalised units; default :data:`BETA` (3).
         n_iter: outer iterations; default from :data:`DEFAULTS` (201 at P <= 128).
         init: ``"svd"`` or ``"random"``.
         nonneg: clip the frames at 0.
@@ -411,12 +416,11 @@ def red_psm(
         >>> physics = operators.DynamicCT(128, n_frames=128)
         >>> frames, info = recon.red_psm(physics, y, rank=7, latent_size=9, denoiser="ct_dncnn")
     """
-    d_lam, d_beta = _defaults(_FrameModel(physics, y).n_frames)[2:4]
     net = _load_denoiser(denoiser)
-    lam = d_lam if lam is None else lam
+    lam = LAM if lam is None else lam
     return _run_psm(
         physics, y, rank, latent_size, lambda f0, lam_: _REDStep(net, lam_, f0), lam,
-        d_beta if beta is None else beta, n_iter, init, nonneg, circular_fov, tol, seed, progress, reference,
+        BETA if beta is None else beta, n_iter, init, nonneg, circular_fov, tol, seed, progress, reference,
     )  # fmt: skip
 
 
@@ -451,8 +455,7 @@ def psm(
     lam = check_positive("lam", lam, allow_zero=True)
     if (prior is None) != (lam == 0):
         raise ValueError(f"lam: expected 0 for prior=None and > 0 for prior='tv', received {lam!r} with prior={prior!r}")
-    d_beta = _defaults(_FrameModel(physics, y).n_frames)[3]
-    beta = d_beta if beta is None else beta
+    beta = BETA if beta is None else beta
 
     def z_step_of(f0: torch.Tensor, lam_: float) -> Callable:
         if prior is None:

@@ -1,5 +1,6 @@
 """Regularizers: penalties, their gradients and proximal maps.
 
-tv.py: isotropic TV; graph_laplacian.py: the data-dependent graph Laplacian of graphLa+Psi;
-magnitude.py: priors on the magnitude of complex images (the magnitude prox, l1, 3D TV).
+tv.py: isotropic TV and its prox; graph_laplacian.py: the data-dependent graph Laplacian of
+graphLa+Psi; magnitude.py: priors on the magnitude of complex images (the magnitude prox, l1);
+psm.py: spline partially separable models of dynamic objects; red.py: regularization by denoising.
 """

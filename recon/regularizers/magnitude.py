@@ -10,7 +10,7 @@ i.e. the real prox of :math:`R` restricted to non-negative vectors, applied to t
 :math:`|u|`, with the phase of :math:`u` kept (any phase where :math:`u = 0`). The reason: for a
 fixed magnitude :math:`m`, :math:`\|m e^{j\phi} - u\|^2` is smallest with the phase of :math:`u`,
 and then equals :math:`\|m - |u|\|^2`. :func:`magnitude_prox` turns any real non-negative prox or
-denoiser into this map; :func:`soft_threshold` and :func:`tv_denoiser` are the two classical
+denoiser into this map; :func:`soft_threshold` and :func:`recon.regularizers.tv.tv_denoiser` are the two classical
 magnitude priors of the paper (l1 and 3D TV).
 """
 
@@ -19,11 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from deepinv.models import TVDenoiser
 
 from operators._validate import check_positive
 
-__all__ = ["magnitude_prox", "soft_threshold", "tv_denoiser"]
+__all__ = ["magnitude_prox", "soft_threshold"]
 
 
 def magnitude_prox(real_prox: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
@@ -31,7 +30,7 @@ def magnitude_prox(real_prox: Callable[..., torch.Tensor]) -> Callable[..., torc
 
     Args:
         real_prox: ``real_prox(m, *args, **kwargs) -> m'`` on real magnitudes ``m >= 0`` of any
-            shape, e.g. :func:`soft_threshold`, :func:`tv_denoiser` or a trained denoiser. Its
+            shape, e.g. :func:`soft_threshold`, :func:`recon.regularizers.tv.tv_denoiser` or a trained denoiser. Its
             output is clamped at 0 (the prox of :math:`R + \iota_{\ge 0}` when ``real_prox`` is
             the prox of a separable :math:`R`; for a denoiser, a magnitude cannot be negative).
 
@@ -60,26 +59,3 @@ def soft_threshold(m: torch.Tensor, threshold: float) -> torch.Tensor:
     r"""Prox of :math:`\lambda\|m\|_1` on non-negative magnitudes: :math:`\max(m - \lambda, 0)`."""
     check_positive("threshold", threshold, allow_zero=True)
     return torch.clamp(m - threshold, min=0.0)
-
-
-def tv_denoiser(n_iter: int = 10) -> Callable[[torch.Tensor, float], torch.Tensor]:
-    r"""Prox of the isotropic 3D (or 2D) TV, :math:`\arg\min_z \tfrac12\|z - m\|^2 + \lambda\,TV(z)`.
-
-    A few primal-dual (Chambolle-Pock) steps of deepinv's ``TVDenoiser``, which works on
-    ``(B, C, Nx, Ny, Nz)`` volumes with forward differences and warm-starts from its previous
-    call; an inexact prox is enough inside ADMM and keeps each outer iteration cheap.
-
-    Args:
-        n_iter: primal-dual iterations per call (>= 1).
-
-    Returns:
-        ``denoise(m, weight) -> tensor`` with ``weight`` = :math:`\lambda` (units of ``m``).
-    """
-    if isinstance(n_iter, bool) or not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"n_iter: expected an integer >= 1, received {n_iter!r}")
-    tv = TVDenoiser(n_it_max=n_iter, crit=0.0)
-
-    def denoise(m: torch.Tensor, weight: float) -> torch.Tensor:
-        return tv(m, ths=weight)
-
-    return denoise
