@@ -8,7 +8,7 @@ only the forward model of the data term differs:
 
 * ``ours``: :class:`operators.DynamicCT`, all P frames projected (and, in the backward pass,
   back-projected) in one numba call;
-* ``deepinv``: P ``deepinv.physics.Tomography([theta_t], 128, circle=False)`` operators, one per
+* ``deepinv``: P ``deepinv.physics.Tomography([theta_t], 128, circle=False, normalize=False)`` operators, one per
   frame (its default exact adjoint through autograd), the frame sinograms concatenated.
 
 Both see data they reproduce exactly (each candidate's own projection of the truth plus the same
@@ -23,7 +23,7 @@ Target (printed PASS/MISS): ours >= 3x faster than deepinv per outer iteration.
 
 Usage::
 
-    python benchmarks/dynamic_ct.py            # 5 rounds (about 2-3 minutes on 2 cores)
+    python benchmarks/dynamic_ct.py            # 9 rounds (about 3 minutes on 2 cores)
     python benchmarks/dynamic_ct.py --quick    # 64 x 64, P = 32, 3 rounds
 """
 
@@ -60,19 +60,21 @@ class PerFrameTomography:
     """deepinv's parallel-beam Radon transform, one Tomography operator per frame: (1, P, N, N) -> (1, P, 1, D)."""
 
     def __init__(self, angles_rad: torch.Tensor, n: int):
-        self.ops = [Tomography([math.degrees(float(a))], n, circle=False) for a in angles_rad]
+        self.ops = [Tomography([math.degrees(float(a))], n, circle=False, normalize=False) for a in angles_rad]
 
-    def A(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack([op.A(x[:, t : t + 1])[:, 0] for t, op in enumerate(self.ops)], dim=1)
+    def A(self, x: torch.Tensor) -> torch.Tensor:  # deepinv's sinogram of one frame is (1, 1, D, 1)
+        return torch.cat([op.A(x[:, t : t + 1]).transpose(-1, -2) for t, op in enumerate(self.ops)], dim=1)
 
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        return torch.cat([op.A_adjoint(y[:, t : t + 1]) for t, op in enumerate(self.ops)], dim=1)
+        return torch.cat([op.A_adjoint(y[:, t : t + 1].transpose(-1, -2)) for t, op in enumerate(self.ops)], dim=1)
 
 
 def build(physics, truth: torch.Tensor, noise: torch.Tensor, spatial, latent, spline, net) -> tuple:
     """The ADMM of red_psm on ``physics``' own data, ready for ``step``: (solver, state)."""
     clean = physics.A(truth)
-    y = clean + noise[..., : clean.shape[-1]] * float(clean.max())
+    if clean.shape != noise.shape:
+        raise ValueError(f"{type(physics).__name__}: sinograms {tuple(clean.shape)}, expected {tuple(noise.shape)}")
+    y = clean + noise * float(clean.max())
     model = rp._FrameModel(physics, y)
     x_step = rp._FactorStep(model, y, spline, spatial, latent, rp._projection(truth.shape[-1], y.dtype, True, False),
                             rp.XI, rp.CHI, rp.ADAM_STEPS, rp.LR)  # fmt: skip
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="64 x 64, P = 32, 3 rounds")
     ap.add_argument("--threads", type=int, default=2, help="torch and numba threads (default 2)")
     args = ap.parse_args(argv)
-    n, p, repeats = (64, 32, 3) if args.quick else (128, 128, 5)
+    n, p, repeats = (64, 32, 3) if args.quick else (128, 128, 9)
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     print(f"# dynamic CT, one RED-PSM outer iteration: {n}x{n}, P = {p}, one view per frame; "
@@ -107,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     truth = dynamic_object(n, p, seed=TEST_SEEDS[0])
     ours = DynamicCT(n, n_frames=p)
     peer = PerFrameTomography(ours.angles[:, 0], n)
-    noise = 5e-3 * torch.randn(1, p, 1, ours.n_detectors + 2, generator=torch.Generator().manual_seed(0))
+    noise = 5e-3 * torch.randn(1, p, 1, ours.n_detectors, generator=torch.Generator().manual_seed(0))
     spline = hermite_spline_matrix(p, LATENT)
     spatial, latent = truncated_svd_factors(rp.sliding_window_fbp(ours, ours.A(truth))[0][0], RANK, spline)
     net = load("ct_dncnn").eval()

@@ -72,7 +72,7 @@ DEFAULTS = {128: (7, 9, 201), 256: (11, 11, 101)}
 #: Default RED weight and ADMM penalty in normalised units, from ``demos/ct_dynamic_red_psm.py --tune``
 #: (dynamic CT, sinograms in pixel units). The paper's lambda = beta = 2e-4 belong to its data scaling:
 #: here they leave the prior without effect. Operators with a much weaker data term need smaller
-#: weights (an orthonormal-FFT MRI operator: lambda 0.3, beta 1, ``demos/mri_dynamic_red_psm.py --tune``).
+#: weights (an orthonormal-FFT MRI operator: lambda 0.3-1, beta 1, ``demos/mri_dynamic_red_psm.py --tune``).
 LAM, BETA = 3.0, 3.0
 XI = CHI = 1e-6
 ADAM_STEPS = 25
