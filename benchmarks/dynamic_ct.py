@@ -53,7 +53,6 @@ from recon.regularizers.psm import hermite_spline_matrix, truncated_svd_factors 
 
 TARGET = 3.0
 RANK, LATENT = 7, 9
-LAM, BETA = 3.0, 3.0
 
 
 class PerFrameTomography:
@@ -79,7 +78,7 @@ def build(physics, truth: torch.Tensor, noise: torch.Tensor, spatial, latent, sp
     x_step = rp._FactorStep(model, y, spline, spatial, latent, rp._projection(truth.shape[-1], y.dtype, True, False),
                             rp.XI, rp.CHI, rp.ADAM_STEPS, rp.LR)  # fmt: skip
     f0 = x_step.frames().detach()
-    solver = rp._PSMADMM(x_step, rp._REDStep(net, LAM, f0), rho=BETA, max_iter=1, tol=0.0, progress=False)
+    solver = rp._PSMADMM(x_step, rp._REDStep(net, rp.LAM, f0), rho=rp.BETA, max_iter=1, tol=0.0, progress=False)
     return solver, solver.init_state(f0)
 
 
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         outer(name)()
     full = time_calls({name: outer(name) for name in setups}, repeats)
     xs = time_calls({name: x_step(name) for name in setups}, repeats)
-    red_t = time_calls({"red": lambda: red(setups["ours"][1]["x"], BETA)}, repeats)["red"]
+    red_t = time_calls({"red": lambda: red(setups["ours"][1]["x"], rp.BETA)}, repeats)["red"]
 
     print(f"{'candidate':<10} {'outer it (s)':>13} {'x-step (s)':>11} {'RED step (s)':>13}")
     for name in setups:

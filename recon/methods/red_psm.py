@@ -59,9 +59,9 @@ from collections.abc import Callable
 import torch
 
 from operators._validate import check_int, check_option, check_positive, check_tensor
-from recon.regularizers.tv import tv_denoiser
 from recon.regularizers.psm import hermite_spline_matrix, psm_frames, truncated_svd_factors
 from recon.regularizers.red import framewise, red_fixed_point_step
+from recon.regularizers.tv import tv_denoiser
 from recon.solvers import ADMM
 
 __all__ = ["BETA", "DEFAULTS", "LAM", "psm", "red_psm", "sliding_window_fbp", "view_sharing"]
@@ -144,6 +144,12 @@ def _projection(n: int, dtype: torch.dtype, nonneg: bool, circular_fov: bool) ->
 # ----------------------------------------------------------------------------- baselines / init
 
 
+def _window(t: int, w: int, p: int) -> slice:
+    """The ``w`` frames around frame ``t`` (from ``t - w // 2``), shifted inwards at the ends of ``0..p-1``."""
+    start = min(max(t - w // 2, 0), p - w)
+    return slice(start, start + w)
+
+
 def sliding_window_fbp(physics, y: torch.Tensor, window: int | None = None, filter: str = "hann") -> tuple[torch.Tensor, dict]:  # noqa: A002
     r"""Per-frame FBP from the views of a window of neighbouring frames (dynamic CT).
 
@@ -176,8 +182,7 @@ def sliding_window_fbp(physics, y: torch.Tensor, window: int | None = None, filt
     angles = physics.angles
     out = torch.empty(y.shape[0], p, physics.n, physics.n, dtype=y.dtype)
     for t in range(p):
-        start = min(max(t - w // 2, 0), p - w)
-        frames = slice(start, start + w)
+        frames = _window(t, w, p)
         op = ParallelBeamCT(physics.n, angles[frames].reshape(-1), physics.n_detectors, physics.detector_spacing, backend="numba")
         sino = y[:, frames].reshape(y.shape[0], 1, -1, physics.n_detectors)
         out[:, t] = op.fbp(sino, filter=filter)[:, 0]
@@ -215,9 +220,9 @@ def view_sharing(physics, y: torch.Tensor, window: int | None = None) -> tuple[t
         raise ValueError(f"window: expected at most n_frames = {p} frames, received {w}")
     pooled, counts = torch.zeros_like(y), torch.zeros_like(mask)
     for t in range(p):
-        start = min(max(t - w // 2, 0), p - w)
-        pooled[:, :, t] = y[:, :, start : start + w].sum(dim=2)
-        counts[:, :, t] = mask[:, :, start : start + w].sum(dim=2)
+        frames = _window(t, w, p)
+        pooled[:, :, t] = y[:, :, frames].sum(dim=2)
+        counts[:, :, t] = mask[:, :, frames].sum(dim=2)
     full = DynamicMRI(img_size=tuple(y.shape))  # all-ones mask: the plain centred inverse FFT of every frame
     return full.A_adjoint(pooled / counts.clamp(min=1.0)), {"window": w}
 
