@@ -17,6 +17,7 @@ from recon.methods.magnitude_pnp import backprojection, kirchhoff_migration, mag
 from recon.methods.nlcg_net import nlcg_net
 from recon.methods.qmri import nlcg_maps, qmri_fit, subspace_recon
 from recon.methods.red_psm import psm, red_psm, sliding_window_fbp, view_sharing
+from recon.methods.sobolev_fit import sobolev_fit
 
 __all__ = [
     "backprojection",
@@ -33,6 +34,7 @@ __all__ = [
     "qmri_fit",
     "red_psm",
     "sliding_window_fbp",
+    "sobolev_fit",
     "subspace_recon",
     "tikhonov",
     "tv",
