@@ -80,6 +80,17 @@ TV_LAMBDA = {
         ("motion", 0.05, 0.0): 1.0e-02, ("motion", 0.05, -1.0): 3.2e-04,
         ("motion", 0.1, 0.0): 3.2e-02, ("motion", 0.1, -1.0): 1.0e-03,
     },
+    256: {
+        ("identity", 0.02, 0.0): 1.0e-02, ("identity", 0.02, -1.0): 1.0e-04,
+        ("identity", 0.05, 0.0): 3.2e-02, ("identity", 0.05, -1.0): 3.2e-04,
+        ("identity", 0.1, 0.0): 3.2e-02, ("identity", 0.1, -1.0): 1.0e-03,
+        ("gaussian", 0.02, 0.0): 1.0e-03, ("gaussian", 0.02, -1.0): 3.2e-05,
+        ("gaussian", 0.05, 0.0): 3.2e-03, ("gaussian", 0.05, -1.0): 3.2e-04,
+        ("gaussian", 0.1, 0.0): 1.0e-02, ("gaussian", 0.1, -1.0): 1.0e-03,
+        ("motion", 0.02, 0.0): 3.2e-03, ("motion", 0.02, -1.0): 3.2e-05,
+        ("motion", 0.05, 0.0): 1.0e-02, ("motion", 0.05, -1.0): 3.2e-04,
+        ("motion", 0.1, 0.0): 3.2e-02, ("motion", 0.1, -1.0): 1.0e-03,
+    },
 }
 
 
@@ -212,7 +223,7 @@ def plot_curves(all_curves: dict, out: Path) -> None:
 
 
 def plot_images(panels: list[tuple[str, torch.Tensor]], out: Path) -> None:
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3.4))
     for ax, (title, img) in zip(axes, panels, strict=True):
         ax.imshow(img.squeeze().clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(title, fontsize=8)

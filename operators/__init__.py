@@ -33,6 +33,9 @@ Modules:
   :mod:`operators.coil_maps`.
 * :mod:`operators.qmri`: :class:`QuantitativeMRI`, the nonlinear T2 / T1 mapping model
   :math:`y = P F C M(x)` with analytic Jacobians.
+* :mod:`operators.wave`: :class:`AcousticWave2D`, the nonlinear map from a 2D velocity model
+  (m/s) to shot gathers of the constant-density acoustic wave equation (4th-order finite
+  differences, leapfrog, sponge), differentiable by autograd; :func:`operators.wave.ricker`.
 """
 
 from operators import mimo_geometry
@@ -40,8 +43,10 @@ from operators.ct import DynamicCT, FanBeamCT, ParallelBeamCT
 from operators.mimo import NearFieldMIMO
 from operators.mri import SenseMRI
 from operators.qmri import QuantitativeMRI
+from operators.wave import AcousticWave2D
 
 __all__ = [
+    "AcousticWave2D",
     "DynamicCT",
     "FanBeamCT",
     "NearFieldMIMO",
