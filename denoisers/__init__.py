@@ -4,7 +4,8 @@
 ``python -m denoisers.train NAME`` reproduces the weights. Shipped names: ``"ct_unet"`` (2D CT
 post-processing U-Net), ``"mimo_unet3d"`` (3D U-Net magnitude denoiser for MIMO imaging) and
 ``"ct_dncnn"`` (:class:`denoisers.dncnn.DnCNN`, blind Gaussian denoiser of dynamic-object frames,
-the RED denoiser of RED-PSM).
+the RED denoiser of RED-PSM). ``"hvae"`` (:class:`denoisers.hvae.HVAE`, the hierarchical VAE prior of
+PnP-HVAE) is trained by ``python -m denoisers.train hvae``.
 """
 
 from denoisers.zoo import available, load

@@ -38,6 +38,29 @@ Known names:
   the MSE to the clean patch, with Adam (lr 1e-3, cosine decay to 0). Validation: PSNR of the
   noisy and of the denoised full 128x128 frames at sigma 0.02, 0.05 and 0.1.
 
+* ``hvae``: :class:`denoisers.hvae.HVAE`, the hierarchical VAE prior of PnP-HVAE (3 latent
+  levels at strides 8, 4, 2 of 8 channels each, widths (32, 64, 96, 128), Gaussian decoder of
+  fixed std gamma = 5/255). Data (:func:`hvae_pool`, :func:`hvae_patches`): each epoch draws
+  ``patches`` fresh random ``crop x crop`` patches, 60 % from the scikit-image photos
+  :data:`HVAE_TRAIN_IMAGES` (gray, [0, 1]), 20 % from COULE-like images
+  (:func:`recon.phantoms.coule_like`, side 256) and 20 % from procedural textures
+  (:func:`hvae_texture`, side 256) of training seeds ``0 .. n_train-1``; a random downscaling
+  by a factor in [1, 2] and one of the 8 flips / 90-degree rotations augment every patch. The
+  scikit-image images :data:`HVAE_HELD_OUT_IMAGES` (camera, astronaut, moon, coins: the test
+  images of the PnP-HVAE and deblurring demos) are never trained on. Loss: the negative ELBO
+  (:meth:`denoisers.hvae.HVAE.elbo`, nats per dimension, one posterior sample) with the KL
+  weight rising linearly from 0 to 1 over the first ``kl_warmup`` epochs; Adam (lr 1e-3, linear
+  warm-up over 100 steps, cosine decay to 0), gradient norm clipped at 200, non-finite steps
+  skipped. Logged per epoch: the train -ELBO in bits/dim with its reconstruction and per-level
+  KL terms, and the validation -ELBO on the 64x64 tiles of the COULE-like and texture images of
+  seeds ``400000 .. 400000+n_val-1``. At the end the card gets the held-out -ELBO (bits/dim)
+  over every non-overlapping 64x64 tile of the held-out images (:func:`evaluate_hvae`, posterior
+  noise seeded with 0), per image too. Cost of the default run: 40 epochs of 2000 patches =
+  5000 Adam steps of 16 64x64 patches at about 0.66 s of CPU time each on one core (measured
+  as process time), i.e. about 35-40 min with ``--threads 2`` on two otherwise idle cores and
+  about 55 min with ``--threads 1``. ``brick`` (a training image here) is only the tuning image
+  of the deblurring demo, never one of its test images.
+
 Training is seeded and deterministic on CPU (``torch.manual_seed``,
 ``torch.use_deterministic_algorithms(True)``, a fixed data order from a seeded generator), so
 re-running the command reproduces the card's numbers up to floating-point differences between
@@ -47,6 +70,7 @@ Example:
     $ python -m denoisers.train ct_unet --epochs 36 --seed 0
     $ python -m denoisers.train mimo_unet3d --threads 1
     $ python -m denoisers.train ct_dncnn --threads 1
+    $ python -m denoisers.train hvae
 """
 
 from __future__ import annotations
@@ -77,6 +101,13 @@ __all__ = [
     "dynamic_frames",
     "gaussian_noisy",
     "evaluate_dncnn",
+    "hvae_image",
+    "hvae_texture",
+    "hvae_pool",
+    "hvae_patches",
+    "hvae_tiles",
+    "hvae_elbo_terms",
+    "evaluate_hvae",
     "sha256_file",
     "main",
 ]
@@ -95,6 +126,28 @@ DNCNN_SIZE = 128
 DNCNN_FRAMES = 8
 #: Kind of the dynamic object of seed ``s`` in the ``ct_dncnn`` data: ``DNCNN_KINDS[s % 4]``.
 DNCNN_KINDS = ("coule", "coule", "coule", "cardiac")
+#: scikit-image images the ``hvae`` trains on (:func:`hvae_image`); none of them is held out.
+HVAE_TRAIN_IMAGES = (
+    "brick", "cell", "chelsea", "clock", "coffee", "grass", "gravel", "horse", "hubble_deep_field",
+    "immunohistochemistry", "motorcycle", "page", "retina", "rocket", "text",
+)  # fmt: skip
+#: scikit-image images the ``hvae`` never sees in training: the test images of PnP-HVAE (the same
+#: four natural images as the deblurring demo ``demos/deblur_sobolev.py``); the card's held-out
+#: ELBO is over their non-overlapping 64x64 tiles (:func:`hvae_tiles`).
+HVAE_HELD_OUT_IMAGES = ("camera", "astronaut", "moon", "coins")
+#: Probability of each kind of source image of an ``hvae`` training patch.
+HVAE_MIX = {"natural": 0.6, "coule": 0.2, "texture": 0.2}
+HVAE_PROCEDURAL_SIZE = 256
+HVAE_MIN_SCALE = 0.5
+HVAE_CROP = 64
+HVAE_VAL_FIRST_SEED = 400_000
+HVAE_EVAL_SEED = 0
+HVAE_GRAD_CLIP = 200.0
+HVAE_LR_WARMUP_STEPS = 100
+HVAE_STRIDES = (8, 4, 2)
+HVAE_ENC_BLOCKS = 2
+HVAE_DEC_BLOCKS = 2
+HVAE_MAX_CROP = 160  # largest multiple of the stride 8 that fits the smallest training image (text, 172 x 448)
 
 
 # ----------------------------------------------------------------------------- CT data
@@ -414,6 +467,238 @@ def evaluate_dncnn(
     return _psnr_before_after(net, noisy, clean, batch)
 
 
+# ----------------------------------------------------------------------------- hvae data
+
+
+def hvae_image(name: str) -> torch.Tensor:
+    """One grayscale image bundled with scikit-image, as used by the ``hvae`` pipeline.
+
+    RGB images are converted by ``skimage.color.rgb2gray``, 8-bit ones divided by 255, the
+    binary ``horse`` cast to {0, 1}; ``"motorcycle"`` is the left view of
+    ``skimage.data.stereo_motorcycle()``. Nothing is downloaded: every name in
+    :data:`HVAE_TRAIN_IMAGES` and :data:`HVAE_HELD_OUT_IMAGES` ships inside scikit-image.
+
+    Args:
+        name: one of :data:`HVAE_TRAIN_IMAGES` or :data:`HVAE_HELD_OUT_IMAGES`.
+
+    Returns:
+        (1, 1, H, W) float32 image in [0, 1] at its native size.
+
+    Example:
+        >>> x = hvae_image("camera")  # (1, 1, 512, 512)
+    """
+    import numpy as np  # noqa: PLC0415
+    from skimage import color, data  # noqa: PLC0415
+
+    known = HVAE_TRAIN_IMAGES + HVAE_HELD_OUT_IMAGES
+    if name not in known:
+        raise ValueError(f"name: expected one of {known}, received {name!r}")
+    img = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
+    if img.ndim == 3:
+        img = color.rgb2gray(img[..., :3])  # float in [0, 1]
+    elif img.dtype == np.uint8:
+        img = img / 255.0
+    img = np.clip(np.asarray(img, dtype=np.float64), 0.0, 1.0)
+    return torch.from_numpy(np.ascontiguousarray(img)).float()[None, None]
+
+
+def hvae_texture(size: int = HVAE_PROCEDURAL_SIZE, seed: int = 0) -> torch.Tensor:
+    r"""A seeded procedural texture of the ``hvae`` training data.
+
+    The sum of anisotropic power-law noise (white noise filtered by :math:`1/|\xi_A|^{\alpha}`,
+    :math:`|\xi_A|^2 = u^2 + (a v)^2` in frequency coordinates rotated by a random angle,
+    :math:`\alpha \sim U[1, 2.5]`, :math:`a \sim U[1, 4]`, periodic) and of 1-5 oriented
+    sinusoids (frequencies 0.01-0.2 cycles per pixel, random orientation, phase and amplitude),
+    with random weights; a quarter of the textures are then sharpened to near-binary patterns
+    by :math:`\tanh(k\,\cdot)`, :math:`k \sim U[2, 8]`. The result is mapped affinely onto a
+    random range :math:`[lo, hi]`, :math:`lo \sim U[0, 0.4]`, :math:`hi \sim U[0.6, 1]`.
+
+    Args:
+        size: image side N.
+        seed: seed of the numpy generator (training seeds ``0 .. n_train-1``, validation
+            :data:`HVAE_VAL_FIRST_SEED` ``..``, never :data:`recon.phantoms.TEST_SEEDS`).
+
+    Returns:
+        (1, 1, N, N) float32 image in [0, 1].
+
+    Example:
+        >>> t = hvae_texture(256, seed=3)
+    """
+    import numpy as np  # noqa: PLC0415
+
+    rng = np.random.default_rng(int(seed))
+    f = np.fft.fftfreq(size)
+    fy, fx = np.meshgrid(f, f, indexing="ij")
+    theta = rng.uniform(0.0, np.pi)
+    u = fx * np.cos(theta) + fy * np.sin(theta)
+    v = -fx * np.sin(theta) + fy * np.cos(theta)
+    radius = np.hypot(u, rng.uniform(1.0, 4.0) * v)
+    radius[0, 0] = np.inf
+    noise = np.fft.ifft2(np.fft.fft2(rng.standard_normal((size, size))) * radius ** -rng.uniform(1.0, 2.5)).real
+    noise /= noise.std() + 1e-12
+    yy, xx = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    waves = np.zeros((size, size))
+    for _ in range(rng.integers(1, 6)):
+        freq, phi = rng.uniform(0.01, 0.2), rng.uniform(0.0, np.pi)
+        phase = 2 * np.pi * freq * (xx * np.cos(phi) + yy * np.sin(phi)) + rng.uniform(0, 2 * np.pi)
+        waves += rng.uniform(0.2, 1.0) * np.cos(phase)
+    waves /= waves.std() + 1e-12
+    w = rng.uniform(0.0, 1.0)
+    img = w * noise + (1.0 - w) * waves
+    if rng.uniform() < 0.25:
+        img = np.tanh(rng.uniform(2.0, 8.0) * img / (img.std() + 1e-12))
+    lo, hi = rng.uniform(0.0, 0.4), rng.uniform(0.6, 1.0)
+    img = lo + (hi - lo) * (img - img.min()) / (img.max() - img.min() + 1e-12)
+    return torch.from_numpy(img).float()[None, None]
+
+
+def hvae_pool(seeds: Sequence[int], natural: Sequence[str] = HVAE_TRAIN_IMAGES) -> dict[str, list[torch.Tensor]]:
+    """The images the ``hvae`` patches are cut from, by kind.
+
+    Args:
+        seeds: procedural seeds: ``coule_like(HVAE_PROCEDURAL_SIZE, s)`` and ``hvae_texture(HVAE_PROCEDURAL_SIZE, s)``
+            for each ``s`` (below :data:`recon.phantoms.TEST_SEEDS`).
+        natural: scikit-image names (:func:`hvae_image`).
+
+    Returns:
+        ``{"natural": [...], "coule": [...], "texture": [...]}``, lists of (1, 1, H, W) float32 images in [0, 1].
+    """
+    from recon.phantoms import coule_like  # noqa: PLC0415
+
+    seeds = [int(s) for s in seeds]
+    return {
+        "natural": [hvae_image(n) for n in natural],
+        "coule": [coule_like(HVAE_PROCEDURAL_SIZE, s) for s in seeds],
+        "texture": [hvae_texture(HVAE_PROCEDURAL_SIZE, s) for s in seeds],
+    }
+
+
+def hvae_patches(pool: dict[str, list[torch.Tensor]], n: int, crop: int, gen: torch.Generator) -> torch.Tensor:
+    r"""``n`` random augmented ``crop x crop`` training patches of the ``hvae`` pipeline.
+
+    For each patch, drawn in this order from ``gen``: the kind (``natural``, ``coule``,
+    ``texture`` with probabilities :data:`HVAE_MIX`), one image of that kind (uniformly), a
+    scale :math:`s \sim U[`:data:`HVAE_MIN_SCALE`:math:`, 1]`, the corner of a square window of
+    side ``min(round(crop / s), H, W)``, one of the 8 flips/rotations by multiples of 90 degrees;
+    the window is resized to ``crop x crop`` (bilinear, antialiased; a downscaling, so detail
+    gets finer, never blurred by upsampling).
+
+    Args:
+        pool: images by kind (:func:`hvae_pool`); every image at least ``crop`` pixels on each side.
+        n: number of patches.
+        crop: patch side.
+        gen: the seeded generator of every draw.
+
+    Returns:
+        (n, 1, crop, crop) float32 patches in [0, 1].
+    """
+    from torch.nn import functional as F  # noqa: PLC0415
+
+    kinds = list(HVAE_MIX)
+    probs = torch.tensor([HVAE_MIX[k] for k in kinds], dtype=torch.float64)
+    out = torch.empty(n, 1, crop, crop)
+    for i in range(n):
+        images = pool[kinds[int(torch.multinomial(probs, 1, generator=gen))]]
+        img = images[int(torch.randint(len(images), (1,), generator=gen))]
+        scale = HVAE_MIN_SCALE + (1.0 - HVAE_MIN_SCALE) * float(torch.rand((), generator=gen))
+        side = min(round(crop / scale), img.shape[2], img.shape[3])
+        top = int(torch.randint(img.shape[2] - side + 1, (1,), generator=gen))
+        left = int(torch.randint(img.shape[3] - side + 1, (1,), generator=gen))
+        k, flip = int(torch.randint(4, (1,), generator=gen)), bool(torch.randint(2, (1,), generator=gen))
+        patch = img[:, :, top : top + side, left : left + side]
+        if side != crop:
+            patch = F.interpolate(patch, size=(crop, crop), mode="bilinear", antialias=True, align_corners=False)
+        patch = torch.rot90(patch, k, dims=(2, 3))
+        out[i] = (patch.flip(3) if flip else patch)[0].clamp(0.0, 1.0)
+    return out
+
+
+def hvae_tiles(images: Sequence[torch.Tensor], crop: int = HVAE_CROP) -> torch.Tensor:
+    """Every non-overlapping ``crop x crop`` tile (row-major, from the top-left corner) of each image.
+
+    Args:
+        images: (1, 1, H, W) images.
+        crop: tile side.
+
+    Returns:
+        (n_tiles, 1, crop, crop), image-major.
+
+    Example:
+        >>> held_out = hvae_tiles([hvae_image(n) for n in HVAE_HELD_OUT_IMAGES])  # (216, 1, 64, 64)
+    """
+    tiles = []
+    for img in images:
+        h, w = (img.shape[2] // crop) * crop, (img.shape[3] // crop) * crop
+        t = img[0, 0, :h, :w].reshape(h // crop, crop, w // crop, crop).permute(0, 2, 1, 3)
+        tiles.append(t.reshape(-1, 1, crop, crop))
+    return torch.cat(tiles)
+
+
+@torch.no_grad()
+def hvae_elbo_terms(
+    model: torch.nn.Module, patches: torch.Tensor, seed: int = HVAE_EVAL_SEED, batch: int = 32
+) -> dict[str, torch.Tensor]:
+    """Per-patch negative ELBO terms in bits per dimension and reconstruction PSNR (see :func:`evaluate_hvae`).
+
+    Returns:
+        ``{"bits_per_dim": (n,), "recon_bits_per_dim": (n,), "kl_bits_per_dim": (n, L), "psnr_recon": (n,)}``.
+    """
+    from recon.metrics import psnr  # noqa: PLC0415
+
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    d = patches[0].numel() * math.log(2)
+    total, recon, kl, p = [], [], [], []
+    for i in range(0, len(patches), batch):
+        x = patches[i : i + batch]
+        s = model.elbo(x, generator=gen)
+        total.append(s["bits_per_dim"])
+        recon.append(s["recon"] / d)
+        kl.append(s["kl"] / d)
+        p.append(psnr(model(x), x, 1.0))
+    return {
+        "bits_per_dim": torch.cat(total),
+        "recon_bits_per_dim": torch.cat(recon),
+        "kl_bits_per_dim": torch.cat(kl),
+        "psnr_recon": torch.cat(p),
+    }
+
+
+def _mean_terms(terms: dict[str, torch.Tensor], sl: slice = slice(None)) -> dict:
+    return {
+        "bits_per_dim": float(terms["bits_per_dim"][sl].mean()),
+        "recon_bits_per_dim": float(terms["recon_bits_per_dim"][sl].mean()),
+        "kl_bits_per_dim": terms["kl_bits_per_dim"][sl].mean(0).tolist(),
+        "psnr_recon": float(terms["psnr_recon"][sl].mean()),
+    }
+
+
+def evaluate_hvae(model: torch.nn.Module, patches: torch.Tensor, seed: int = HVAE_EVAL_SEED, batch: int = 32) -> dict:
+    """Mean negative ELBO terms of ``patches`` in bits per dimension, and the reconstruction PSNR.
+
+    One posterior sample per patch (:meth:`denoisers.hvae.HVAE.elbo`), drawn from one generator
+    seeded with ``seed`` in patch order, ``batch`` patches per forward pass, eval mode, no gradient.
+
+    Args:
+        model: a :class:`denoisers.hvae.HVAE`.
+        patches: (n, 1, h, w) images in [0, 1].
+        seed: seed of the posterior noise.
+        batch: patches per forward pass (the result depends on it only through floating-point rounding).
+
+    Returns:
+        ``{"bits_per_dim": float, "recon_bits_per_dim": float, "kl_bits_per_dim": [one per level],
+        "psnr_recon": float}``: means over the patches; the KL and reconstruction terms are in bits
+        per dimension without the ``log2(255)`` offset (``bits_per_dim`` = their sum + log2(255));
+        ``psnr_recon`` is the mean PSNR (dB, data range 1) of the deterministic reconstruction
+        ``model(x)`` (posterior means at every level).
+
+    Example:
+        >>> tiles = hvae_tiles([hvae_image(n) for n in HVAE_HELD_OUT_IMAGES])
+        >>> evaluate_hvae(load("hvae"), tiles)["bits_per_dim"]   # the card's held_out.bits_per_dim
+    """
+    return _mean_terms(hvae_elbo_terms(model, patches, seed, batch))
+
+
 # ----------------------------------------------------------------------------- registry
 
 
@@ -633,6 +918,190 @@ def _train_ct_dncnn(args: argparse.Namespace, log: Callable[[str], None]) -> tup
     return net, card
 
 
+def _build_hvae(
+    widths: Sequence[int] = (32, 64, 96, 128),
+    z_channels: int = 8,
+    strides: Sequence[int] = (8, 4, 2),
+    enc_blocks: int = 2,
+    dec_blocks: int = 2,
+    gamma: float = 5.0 / 255.0,
+) -> torch.nn.Module:
+    from denoisers.hvae import HVAE  # noqa: PLC0415
+
+    return HVAE(widths=widths, z_channels=z_channels, strides=strides, enc_blocks=enc_blocks, dec_blocks=dec_blocks, gamma=gamma)
+
+
+def _hvae_schedule(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear learning-rate warm-up over ``min(HVAE_LR_WARMUP_STEPS, total_steps // 10)`` steps, then cosine decay to 0."""
+    warm = max(1, min(HVAE_LR_WARMUP_STEPS, total_steps // 10))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _train_hvae(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
+    if not args.gamma > 0.0:
+        raise ValueError(f"--gamma: expected a positive decoder std, received {args.gamma}")
+    if args.patches < 1 or args.kl_warmup < 0:
+        raise ValueError(f"--patches/--kl-warmup: expected >= 1 and >= 0, received {args.patches}, {args.kl_warmup}")
+    torch.manual_seed(args.seed)
+    model_kwargs = {
+        "widths": list(args.widths),
+        "z_channels": args.z_channels,
+        "strides": list(HVAE_STRIDES),
+        "enc_blocks": HVAE_ENC_BLOCKS,
+        "dec_blocks": HVAE_DEC_BLOCKS,
+        "gamma": args.gamma,
+    }
+    net = _build_hvae(**model_kwargs)
+    c = args.crop
+    if c % net.stride or not net.stride <= c <= HVAE_MAX_CROP:
+        raise ValueError(f"--crop: expected a multiple of {net.stride} in [{net.stride}, {HVAE_MAX_CROP}], received {c}")
+    n_params = sum(p.numel() for p in net.parameters())
+
+    train_seeds = range(0, args.n_train)
+    val_seeds = range(HVAE_VAL_FIRST_SEED, HVAE_VAL_FIRST_SEED + args.n_val)
+    t0 = time.perf_counter()
+    pool = hvae_pool(train_seeds)
+    val_pool = hvae_pool(val_seeds, natural=())
+    val_tiles = hvae_tiles(val_pool["coule"] + val_pool["texture"], c)
+    held_out = {name: hvae_tiles([hvae_image(name)], c) for name in HVAE_HELD_OUT_IMAGES}
+    held_tiles = torch.cat(list(held_out.values()))  # = hvae_tiles([hvae_image(n) for n in HVAE_HELD_OUT_IMAGES], c)
+    log(
+        f"data: {len(pool['natural'])} scikit-image + {len(train_seeds)} COULE-like + {len(train_seeds)} texture training "
+        f"images, {len(val_tiles)} validation and {len(held_tiles)} held-out {c}x{c} tiles in {time.perf_counter() - t0:.1f} s; "
+        f"{n_params} parameters"
+    )
+
+    d = c * c
+    steps_per_epoch = math.ceil(args.patches / args.batch_size)
+    total_steps = args.epochs * steps_per_epoch
+    warm_steps = args.kl_warmup * steps_per_epoch
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    sched = _hvae_schedule(opt, total_steps)
+    gen = torch.Generator().manual_seed(args.seed)  # patches
+    zgen = torch.Generator().manual_seed(args.seed + 1)  # posterior noise of the ELBO
+    history = []
+    step, skipped = 0, 0
+    train_bpd = float("nan")
+    for epoch in range(1, args.epochs + 1):
+        te = time.perf_counter()
+        net.train()
+        patches = hvae_patches(pool, args.patches, c, gen)
+        sums = {"bpd": 0.0, "loss": 0.0, "recon": 0.0, "kl": torch.zeros(net.n_levels, dtype=torch.float64)}
+        norms = []
+        for k in range(0, args.patches, args.batch_size):
+            xb = patches[k : k + args.batch_size]
+            kl_weight = min(1.0, (step + 1) / warm_steps) if warm_steps else 1.0
+            s = net.elbo(xb, generator=zgen)
+            loss = (s["recon"] + kl_weight * s["kl"].sum(1)).mean() / d  # nats per dim
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = float(torch.nn.utils.clip_grad_norm_(net.parameters(), HVAE_GRAD_CLIP))
+            if math.isfinite(norm) and math.isfinite(loss.item()):
+                opt.step()
+                norms.append(norm)
+            else:
+                skipped += 1
+            sched.step()
+            step += 1
+            b = len(xb)
+            sums["bpd"] += float(s["bits_per_dim"].detach().sum())
+            sums["loss"] += loss.item() * b
+            sums["recon"] += float(s["recon"].detach().sum()) / (d * math.log(2))
+            sums["kl"] += s["kl"].detach().double().sum(0) / (d * math.log(2))
+        n = args.patches
+        train_bpd = sums["bpd"] / n
+        val = evaluate_hvae(net, val_tiles)
+        entry = {
+            "epoch": epoch,
+            "train_bits_per_dim": train_bpd,
+            "train_recon_bits_per_dim": sums["recon"] / n,
+            "train_kl_bits_per_dim": (sums["kl"] / n).tolist(),
+            "train_loss_nats_per_dim": sums["loss"] / n,
+            "kl_weight": kl_weight,
+            "grad_norm_median": float(torch.tensor(norms).median()) if norms else float("nan"),
+            "skipped_steps": skipped,
+            "val_bits_per_dim": val["bits_per_dim"],
+            "val_psnr_recon": val["psnr_recon"],
+        }
+        history.append(entry)
+        kl_txt = " ".join(f"{v:.3f}" for v in entry["train_kl_bits_per_dim"])
+        log(
+            f"epoch {epoch:3d}/{args.epochs}  train -ELBO {train_bpd:.4f} bits/dim (recon {entry['train_recon_bits_per_dim']:.4f} "
+            f"+ KL [{kl_txt}])  loss {entry['train_loss_nats_per_dim']:.4f} nats/dim (KL weight {kl_weight:.2f})  "
+            f"val {val['bits_per_dim']:.4f} bits/dim, recon PSNR {val['psnr_recon']:.2f} dB  |grad| {entry['grad_norm_median']:.1f}  "
+            f"skipped {skipped}  lr {sched.get_last_lr()[0]:.2e}  {time.perf_counter() - te:.1f} s"
+        )
+
+    net.eval()
+    val = evaluate_hvae(net, val_tiles)
+    held_terms = hvae_elbo_terms(net, held_tiles)
+    held = _mean_terms(held_terms)
+    bounds = torch.cumsum(torch.tensor([0] + [len(t) for t in held_out.values()]), 0).tolist()
+    per_image = {name: _mean_terms(held_terms, slice(a, b))["bits_per_dim"] for name, a, b in zip(held_out, bounds, bounds[1:])}
+    log(
+        f"final: held-out {held['bits_per_dim']:.4f} bits/dim (recon PSNR {held['psnr_recon']:.2f} dB; "
+        + ", ".join(f"{k} {v:.3f}" for k, v in per_image.items())
+        + f"), validation {val['bits_per_dim']:.4f} bits/dim"
+    )
+    card = {
+        "model": {"class": "denoisers.hvae.HVAE", "kwargs": model_kwargs, "n_parameters": n_params},
+        "task": "hierarchical VAE of grayscale images in [0, 1] (the prior of PnP-HVAE), Gaussian decoder of fixed std gamma",
+        "data": {
+            "natural_images": f"skimage.data {list(HVAE_TRAIN_IMAGES)} via denoisers.train.hvae_image (gray, [0, 1])",
+            "held_out_images": list(HVAE_HELD_OUT_IMAGES),
+            "procedural": f"recon.phantoms.coule_like({HVAE_PROCEDURAL_SIZE}, seed) and "
+            f"denoisers.train.hvae_texture({HVAE_PROCEDURAL_SIZE}, seed)",
+            "train_seeds": [train_seeds.start, train_seeds.stop - 1],
+            "val_seeds": [val_seeds.start, val_seeds.stop - 1],
+            "mix": dict(HVAE_MIX),
+            "pipeline": "denoisers.train.hvae_patches(hvae_pool(train_seeds), patches, crop, generator seeded with --seed)",
+            "training_patches": f"{args.patches} fresh {c}x{c} patches per epoch: kind by HVAE_MIX, a uniform image of that kind, "
+            f"a square window of side round({c} / s), s ~ U[{HVAE_MIN_SCALE}, 1], resized to {c}x{c} (bilinear, antialiased), "
+            "one of the 8 flips / 90-degree rotations",
+        },
+        "training": {
+            "loss": "negative ELBO in nats per dimension, recon + w * sum_l KL_l, one posterior sample, analytic KL; "
+            "w rises linearly from 0 to 1 over the first kl_warmup_epochs (per step)",
+            "optimizer": "Adam",
+            "lr": args.lr,
+            "lr_schedule": f"linear warm-up over min({HVAE_LR_WARMUP_STEPS}, steps // 10) steps, then cosine to 0 (per step)",
+            "grad_clip": f"global norm {HVAE_GRAD_CLIP:g}; steps with a non-finite loss or gradient skipped",
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "crop": c,
+            "patches_per_epoch": args.patches,
+            "kl_warmup_epochs": args.kl_warmup,
+            "skipped_steps": skipped,
+            "final_train_bits_per_dim": train_bpd,
+            "history": history,
+        },
+        "validation": {
+            "metric": "mean -ELBO in bits per dimension (HVAE.elbo, + log2(255): per 8-bit pixel value) over the "
+            f"non-overlapping {c}x{c} tiles of the COULE-like and texture images of the validation seeds",
+            "pipeline": f"denoisers.train.evaluate_hvae(net, hvae_tiles(images, {c}), seed={HVAE_EVAL_SEED})",
+            **val,
+        },
+        "held_out": {
+            "images": list(HVAE_HELD_OUT_IMAGES),
+            "metric": "mean -ELBO in bits per dimension (+ log2(255)) over every non-overlapping "
+            f"{c}x{c} tile of the held-out scikit-image images at native size, one posterior sample per tile",
+            "pipeline": f"denoisers.train.evaluate_hvae(net, hvae_tiles([hvae_image(n) for n in HVAE_HELD_OUT_IMAGES], {c}), "
+            f"seed={HVAE_EVAL_SEED})",
+            "tile": c,
+            "n_tiles": len(held_tiles),
+            **held,
+            "bits_per_dim_per_image": per_image,
+        },
+    }
+    return net, card
+
+
 REGISTRY: dict[str, TrainSpec] = {
     "ct_unet": TrainSpec(
         description="residual U-Net post-processing of 256x256 parallel-beam FBP images, 2 % noise",
@@ -686,6 +1155,27 @@ REGISTRY: dict[str, TrainSpec] = {
         },
         val_first_seed=DNCNN_VAL_FIRST_SEED,
     ),
+    "hvae": TrainSpec(
+        description="hierarchical VAE (3 latent levels at strides 8, 4, 2; Gaussian decoder, gamma = 5/255) of "
+        "64x64 grayscale patches: scikit-image photos, COULE-like images and textures; the PnP-HVAE prior",
+        build=_build_hvae,
+        train=_train_hvae,
+        defaults={
+            "epochs": 40,
+            "seed": 0,
+            "batch_size": 16,
+            "lr": 1e-3,
+            "n_train": 256,
+            "n_val": 2,
+            "crop": HVAE_CROP,
+            "patches": 2000,
+            "kl_warmup": 2,
+            "widths": (32, 64, 96, 128),
+            "z_channels": 8,
+            "gamma": 5.0 / 255.0,
+        },
+        val_first_seed=HVAE_VAL_FIRST_SEED,
+    ),
 }
 
 
@@ -712,6 +1202,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--widths", type=int, nargs="+", help="channels per resolution level, finest first")
     p.add_argument("--crop-shape", dest="crop_shape", type=int, nargs=3, help="3D training patch (Nx Ny Nz)")
     p.add_argument("--sigma-max", dest="sigma_max", type=float, help="training noise std drawn from U[0, sigma_max]")
+    p.add_argument("--patches", type=int, help="training patches per epoch (hvae)")
+    p.add_argument("--kl-warmup", dest="kl_warmup", type=int, help="epochs of linear KL weight warm-up from 0 to 1 (hvae)")
+    p.add_argument("--z-channels", dest="z_channels", type=int, help="channels of every latent level (hvae)")
+    p.add_argument("--gamma", type=float, help="fixed std of the Gaussian decoder, image units (hvae)")
     p.add_argument("--threads", type=int, default=2, help="torch and numba threads (default 2; use 1 on a busy machine)")
     p.add_argument("--out-dir", dest="out_dir", type=Path, default=WEIGHTS_DIR, help="where NAME.pt/.json go")
     return p
