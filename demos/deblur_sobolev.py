@@ -27,8 +27,10 @@ Writes ``<out>/table.md``, ``table.csv``, ``curves.png`` (PSNR against iteration
 panel per operator and noise level, the discrepancy stops marked) and ``images.png``.
 
 Usage:
-    python demos/deblur_sobolev.py --quick   # 128x128, 2 images, 300 GD iterations (about 1 minute on 2 cores)
-    python demos/deblur_sobolev.py           # 256x256, 5 images, 1000 GD iterations (about 10 minutes)
+    python demos/deblur_sobolev.py --quick   # 128x128, 2 images, 300 GD iterations (77 s on 2 cores)
+    python demos/deblur_sobolev.py           # 256x256, 5 images, 1000 GD iterations (19 min on 2 cores
+                                             # shared with another job, 2026-11-28)
+    python demos/deblur_sobolev.py --tune    # the TV weight sweeps behind TV_LAMBDA (add --quick for 128)
 """
 
 from __future__ import annotations
