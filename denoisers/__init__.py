@@ -5,7 +5,9 @@
 post-processing U-Net), ``"mimo_unet3d"`` (3D U-Net magnitude denoiser for MIMO imaging) and
 ``"ct_dncnn"`` (:class:`denoisers.dncnn.DnCNN`, blind Gaussian denoiser of dynamic-object frames,
 the RED denoiser of RED-PSM). ``"hvae"`` (:class:`denoisers.hvae.HVAE`, the hierarchical VAE prior of
-PnP-HVAE) is trained by ``python -m denoisers.train hvae``.
+PnP-HVAE) is trained by ``python -m denoisers.train hvae``, and ``"dncnn_natural"`` (a DnCNN blind
+denoiser of grayscale natural-like images, the PnP-ADMM / RED baselines' denoiser in the PnP-HVAE
+demo) by ``python -m denoisers.train dncnn_natural``.
 """
 
 from denoisers.zoo import available, load

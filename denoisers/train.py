@@ -60,6 +60,20 @@ Known names:
   as process time), i.e. about 35-40 min with ``--threads 2`` on two otherwise idle cores and
   about 55 min with ``--threads 1``. ``brick`` (a training image here) is only the tuning image
   of the deblurring demo, never one of its test images.
+* ``dncnn_natural``: :class:`denoisers.dncnn.DnCNN` (8 hidden layers of 32 channels) blind
+  Gaussian denoiser of grayscale natural-like images, the denoiser of the PnP-ADMM and RED
+  baselines of PnP-HVAE (:mod:`recon.methods.pnp_baselines`). Data: the ``hvae`` pool and split
+  (:func:`natural_patches`): ``patches`` clean :data:`DNCNN_NATURAL_PATCH` x
+  :data:`DNCNN_NATURAL_PATCH` patches drawn once by :func:`hvae_patches` from
+  :func:`hvae_pool` of the training seeds ``0 .. n_train-1`` (generator seeded with ``seed + 1``;
+  the held-out images :data:`HVAE_HELD_OUT_IMAGES` never appear). Each epoch crops one random
+  ``crop x crop`` window per patch and adds noise as for ``ct_dncnn`` (``sigma ~ U[0,
+  sigma_max]``, the same loop, loss and optimizer). Validation: PSNR of the noisy and of the
+  denoised non-overlapping 64x64 tiles of the COULE-like and texture images of the validation
+  seeds ``400000 .. 400000+n_val-1`` (the ``hvae`` validation tiles) at sigma 0.02, 0.05 and
+  0.1. Cost of the default run: 25 epochs of 4000 patches = 6250 Adam steps of 16 48x48
+  patches at about 0.13 s of CPU time each on one core (process time), i.e. about 14 min with
+  ``--threads 1`` and about 8 min with ``--threads 2`` on two otherwise idle cores (estimated).
 
 Training is seeded and deterministic on CPU (``torch.manual_seed``,
 ``torch.use_deterministic_algorithms(True)``, a fixed data order from a seeded generator), so
@@ -71,6 +85,7 @@ Example:
     $ python -m denoisers.train mimo_unet3d --threads 1
     $ python -m denoisers.train ct_dncnn --threads 1
     $ python -m denoisers.train hvae
+    $ python -m denoisers.train dncnn_natural
 """
 
 from __future__ import annotations
@@ -101,6 +116,7 @@ __all__ = [
     "dynamic_frames",
     "gaussian_noisy",
     "evaluate_dncnn",
+    "natural_patches",
     "hvae_image",
     "hvae_texture",
     "hvae_pool",
@@ -148,6 +164,8 @@ HVAE_STRIDES = (8, 4, 2)
 HVAE_ENC_BLOCKS = 2
 HVAE_DEC_BLOCKS = 2
 HVAE_MAX_CROP = 160  # largest multiple of the stride 8 that fits the smallest training image (text, 172 x 448)
+#: Side of the clean ``dncnn_natural`` patches (:func:`natural_patches`); each epoch crops ``--crop`` from each.
+DNCNN_NATURAL_PATCH = 96
 
 
 # ----------------------------------------------------------------------------- CT data
@@ -613,6 +631,28 @@ def hvae_patches(pool: dict[str, list[torch.Tensor]], n: int, crop: int, gen: to
     return out
 
 
+def natural_patches(seeds: Sequence[int], n: int, seed: int, side: int = DNCNN_NATURAL_PATCH) -> torch.Tensor:
+    """The clean training set of ``dncnn_natural``: ``n`` patches of the ``hvae`` pool, drawn once.
+
+    ``hvae_patches(hvae_pool(seeds), n, side, generator seeded with seed)``: the ``hvae`` mix of
+    scikit-image photos (:data:`HVAE_TRAIN_IMAGES`, never the held-out ones), COULE-like images and
+    textures, with its random downscaling and flips / rotations.
+
+    Args:
+        seeds: procedural seeds of the pool (below :data:`HVAE_VAL_FIRST_SEED`).
+        n: number of patches.
+        seed: seed of the patch generator.
+        side: patch side.
+
+    Returns:
+        (n, 1, side, side) float32 patches in [0, 1].
+
+    Example:
+        >>> clean = natural_patches(range(16), 100, seed=1)
+    """
+    return hvae_patches(hvae_pool(seeds), n, side, torch.Generator().manual_seed(int(seed)))
+
+
 def hvae_tiles(images: Sequence[torch.Tensor], crop: int = HVAE_CROP) -> torch.Tensor:
     """Every non-overlapping ``crop x crop`` tile (row-major, from the top-left corner) of each image.
 
@@ -867,7 +907,7 @@ def _train_mimo_unet3d(args: argparse.Namespace, log: Callable[[str], None]) -> 
     return net, card
 
 
-def _build_ct_dncnn(width: int = 16, depth: int = 6) -> torch.nn.Module:
+def _build_dncnn(width: int = 16, depth: int = 6) -> torch.nn.Module:
     from denoisers.dncnn import DnCNN  # noqa: PLC0415
 
     return DnCNN(width=width, depth=depth)
@@ -876,7 +916,7 @@ def _build_ct_dncnn(width: int = 16, depth: int = 6) -> torch.nn.Module:
 def _train_ct_dncnn(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(args.seed)
     model_kwargs = {"width": args.width, "depth": args.depth}
-    net = _build_ct_dncnn(**model_kwargs)
+    net = _build_dncnn(**model_kwargs)
     c = args.crop
     if not 1 <= c <= DNCNN_SIZE:
         raise ValueError(f"--crop: expected a patch side in [1, {DNCNN_SIZE}], received {c}")
@@ -911,6 +951,64 @@ def _train_ct_dncnn(args: argparse.Namespace, log: Callable[[str], None]) -> tup
             val_seeds,
             f"denoisers.train.gaussian_noisy(clean, sigma, torch.Generator().manual_seed({DNCNN_VAL_FIRST_SEED}))",
             "denoisers.train.evaluate_dncnn(net, dynamic_frames(seeds), sigma)",
+            DNCNN_VAL_SIGMAS,
+            p_val,
+        ),
+    }
+    return net, card
+
+
+def _hvae_pool_card() -> dict:
+    """The card entries describing the image pool of :func:`hvae_pool` (``hvae``, ``dncnn_natural``)."""
+    return {
+        "natural_images": f"skimage.data {list(HVAE_TRAIN_IMAGES)} via denoisers.train.hvae_image (gray, [0, 1])",
+        "held_out_images": list(HVAE_HELD_OUT_IMAGES),
+        "procedural": f"recon.phantoms.coule_like({HVAE_PROCEDURAL_SIZE}, seed) and "
+        f"denoisers.train.hvae_texture({HVAE_PROCEDURAL_SIZE}, seed)",
+    }
+
+
+def _train_dncnn_natural(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(args.seed)
+    model_kwargs = {"width": args.width, "depth": args.depth}
+    net = _build_dncnn(**model_kwargs)
+    c = args.crop
+    if not 1 <= c <= DNCNN_NATURAL_PATCH:
+        raise ValueError(f"--crop: expected a patch side in [1, {DNCNN_NATURAL_PATCH}], received {c}")
+    if args.patches < 1:
+        raise ValueError(f"--patches: expected >= 1 training patches, received {args.patches}")
+
+    train_seeds = range(0, args.n_train)
+    val_seeds = range(HVAE_VAL_FIRST_SEED, HVAE_VAL_FIRST_SEED + args.n_val)
+    t0 = time.perf_counter()
+    x_gt = natural_patches(train_seeds, args.patches, args.seed + 1)
+    val_pool = hvae_pool(val_seeds, natural=())
+    v_gt = hvae_tiles(val_pool["coule"] + val_pool["texture"], HVAE_CROP)
+    side = DNCNN_NATURAL_PATCH
+    log(f"data: {len(x_gt)} training patches of {side}x{side}, {len(v_gt)} validation tiles in {time.perf_counter() - t0:.1f} s")
+
+    loss_epoch, history, p_val = _fit_denoiser(
+        net, args, log, x_gt, (c, c), gaussian_noisy, lambda s: evaluate_dncnn(net, v_gt, s), DNCNN_VAL_SIGMAS, False
+    )
+    card = {
+        "model": {"class": "denoisers.dncnn.DnCNN", "kwargs": model_kwargs, "n_parameters": sum(p.numel() for p in net.parameters())},
+        "task": "blind Gaussian denoising of grayscale natural-like images (the PnP-ADMM / RED denoiser of the PnP-HVAE demo): "
+        "image + noise -> image",
+        "data": {
+            **_hvae_pool_card(),
+            "train_seeds": [train_seeds.start, train_seeds.stop - 1],
+            "val_seeds": [val_seeds.start, val_seeds.stop - 1],
+            "pipeline": f"denoisers.train.natural_patches(train_seeds, {args.patches}, seed={args.seed + 1})",
+            "training_patches": f"one random {c}x{c} crop per {DNCNN_NATURAL_PATCH}x{DNCNN_NATURAL_PATCH} clean patch per epoch "
+            "(seeded generator)",
+            "noise": f"clean + sigma N(0, 1), sigma ~ U[0, {args.sigma_max:g}] per patch; the net does not get sigma",
+        },
+        "training": _mse_training_card(args, loss_epoch, history, crop=c, patches=args.patches),
+        "validation": _sigma_validation_card(
+            "validation tiles",
+            val_seeds,
+            f"denoisers.train.gaussian_noisy(clean, sigma, torch.Generator().manual_seed({DNCNN_VAL_FIRST_SEED}))",
+            f"denoisers.train.evaluate_dncnn(net, hvae_tiles(coule + texture images of hvae_pool(seeds, natural=()), {HVAE_CROP}), sigma)",
             DNCNN_VAL_SIGMAS,
             p_val,
         ),
@@ -1053,10 +1151,7 @@ def _train_hvae(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[t
         "model": {"class": "denoisers.hvae.HVAE", "kwargs": model_kwargs, "n_parameters": n_params},
         "task": "hierarchical VAE of grayscale images in [0, 1] (the prior of PnP-HVAE), Gaussian decoder of fixed std gamma",
         "data": {
-            "natural_images": f"skimage.data {list(HVAE_TRAIN_IMAGES)} via denoisers.train.hvae_image (gray, [0, 1])",
-            "held_out_images": list(HVAE_HELD_OUT_IMAGES),
-            "procedural": f"recon.phantoms.coule_like({HVAE_PROCEDURAL_SIZE}, seed) and "
-            f"denoisers.train.hvae_texture({HVAE_PROCEDURAL_SIZE}, seed)",
+            **_hvae_pool_card(),
             "train_seeds": [train_seeds.start, train_seeds.stop - 1],
             "val_seeds": [val_seeds.start, val_seeds.stop - 1],
             "mix": dict(HVAE_MIX),
@@ -1139,7 +1234,7 @@ REGISTRY: dict[str, TrainSpec] = {
     ),
     "ct_dncnn": TrainSpec(
         description="DnCNN (6 hidden layers of 16 channels) blind Gaussian denoiser of 128x128 dynamic-object frames, noise std in [0, 0.1]",
-        build=_build_ct_dncnn,
+        build=_build_dncnn,
         train=_train_ct_dncnn,
         defaults={
             "epochs": 20,
@@ -1154,6 +1249,26 @@ REGISTRY: dict[str, TrainSpec] = {
             "depth": 6,
         },
         val_first_seed=DNCNN_VAL_FIRST_SEED,
+    ),
+    "dncnn_natural": TrainSpec(
+        description="DnCNN (8 hidden layers of 32 channels) blind Gaussian denoiser of grayscale natural-like images "
+        "(the hvae patch pool, held-out images excluded), noise std in [0, 0.1]; the PnP-ADMM / RED denoiser of PnP-HVAE's demo",
+        build=_build_dncnn,
+        train=_train_dncnn_natural,
+        defaults={
+            "epochs": 25,
+            "seed": 0,
+            "batch_size": 16,
+            "lr": 1e-3,
+            "n_train": 256,
+            "n_val": 2,
+            "crop": 48,
+            "patches": 4000,
+            "sigma_max": 0.1,
+            "width": 32,
+            "depth": 8,
+        },
+        val_first_seed=HVAE_VAL_FIRST_SEED,
     ),
     "hvae": TrainSpec(
         description="hierarchical VAE (3 latent levels at strides 8, 4, 2; Gaussian decoder, gamma = 5/255) of "
@@ -1202,7 +1317,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--widths", type=int, nargs="+", help="channels per resolution level, finest first")
     p.add_argument("--crop-shape", dest="crop_shape", type=int, nargs=3, help="3D training patch (Nx Ny Nz)")
     p.add_argument("--sigma-max", dest="sigma_max", type=float, help="training noise std drawn from U[0, sigma_max]")
-    p.add_argument("--patches", type=int, help="training patches per epoch (hvae)")
+    p.add_argument("--patches", type=int, help="training patches per epoch (hvae); clean training patches (dncnn_natural)")
     p.add_argument("--kl-warmup", dest="kl_warmup", type=int, help="epochs of linear KL weight warm-up from 0 to 1 (hvae)")
     p.add_argument("--z-channels", dest="z_channels", type=int, help="channels of every latent level (hvae)")
     p.add_argument("--gamma", type=float, help="fixed std of the Gaussian decoder, image units (hvae)")

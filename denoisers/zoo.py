@@ -12,6 +12,7 @@ Example:
     >>> m_clean = den(m_noisy, sigma=0.1)  # (B, 1, 25, 25, 49) magnitudes -> same shape
     >>> red = load("ct_dncnn")             # blind DnCNN, the RED denoiser of RED-PSM
     >>> f_clean = red(frames.reshape(-1, 1, 128, 128))  # one frame per batch entry
+    >>> den = load("dncnn_natural")        # blind DnCNN of natural-like images (PnP-ADMM / RED baselines)
     >>> vae = load("hvae")                 # hierarchical VAE prior of PnP-HVAE
     >>> bpd = vae.elbo(x)["bits_per_dim"]  # x: (B, 1, H, W) in [0, 1], H and W multiples of 8
 """

@@ -15,6 +15,7 @@ from recon.methods.classical import fbp, tikhonov, tv
 from recon.methods.graphla import graphla
 from recon.methods.magnitude_pnp import backprojection, kirchhoff_migration, magnitude_pnp
 from recon.methods.nlcg_net import nlcg_net
+from recon.methods.pnp_hvae import pnp_hvae
 from recon.methods.qmri import nlcg_maps, qmri_fit, subspace_recon
 from recon.methods.red_psm import psm, red_psm, sliding_window_fbp, view_sharing
 from recon.methods.sobolev_fit import sobolev_fit
@@ -30,6 +31,7 @@ __all__ = [
     "nlcg_net",
     "noise",
     "phantoms",
+    "pnp_hvae",
     "psm",
     "qmri_fit",
     "red_psm",

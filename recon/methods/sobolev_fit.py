@@ -44,9 +44,10 @@ import math
 from collections.abc import Callable
 
 import torch
-from deepinv.physics import BlurFFT, LinearPhysics
+from deepinv.physics import LinearPhysics
 
 from operators._validate import check_int, check_option, check_positive, check_tensor
+from recon.methods._data_term import convolution_symbol
 from recon.methods.analysis_prior import check_problem
 from recon.noise import noise_norm_estimate
 from recon.regularizers.sobolev import SobolevNorm
@@ -162,19 +163,6 @@ class SobolevDescent(IterativeSolver):
         scale = self.target if self.target is not None else _per_element(self.f).sqrt()
         objective = 0.5 * float(_batch_dot(state["r"], state["weighted"]).sum())
         return objective, float((res / torch.clamp(scale, min=torch.finfo(res.dtype).tiny)).max())
-
-
-def _convolution_symbol(physics: LinearPhysics, u_shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor | None:
-    r"""The DFT :math:`\hat K` of a periodic convolution (deepinv ``BlurFFT``), else ``None``.
-
-    :math:`\hat K = \mathrm{fft2}(K\delta)` with :math:`\delta` the unit impulse at the origin, shape
-    ``(1, C, H, W)`` (one symbol per channel).
-    """
-    if not isinstance(physics, BlurFFT):
-        return None
-    impulse = torch.zeros((1,) + tuple(u_shape[1:]), dtype=dtype)
-    impulse[..., 0, 0] = 1.0
-    return torch.fft.fft2(physics.A(impulse))
 
 
 def _shrink(lam: float) -> Callable[[torch.Tensor, float], torch.Tensor]:
@@ -298,7 +286,7 @@ def sobolev_fit(
             raise ValueError("lam: expected the TV weight (a number > 0) for method='tv_admm', received None")
         lam = check_positive("lam", lam)
         rho = 10.0 * lam if rho is None else check_positive("rho", rho)
-        symbol = _convolution_symbol(physics, tuple(u0.shape), f.dtype)
+        symbol = convolution_symbol(physics, tuple(u0.shape), f.dtype)
         if symbol is not None:
             x_step = _fourier_x_step(symbol, hs, f)
         else:

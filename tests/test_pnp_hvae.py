@@ -1,0 +1,445 @@
+"""PnP-HVAE (recon.methods.pnp_hvae), its exact data step (recon.methods._data_term) and its baselines
+(recon.methods.pnp_baselines), without shipped weights: a small untrained HVAE with perturbed heads."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from deepinv.physics import BlurFFT, Inpainting, LinearPhysics
+from deepinv.physics.functional.blur import gaussian_blur
+from torch.nn import functional as F
+
+import recon
+from denoisers.dncnn import DnCNN
+from denoisers.hvae import HVAE
+from denoisers import load
+from denoisers.train import HVAE_HELD_OUT_IMAGES, HVAE_VAL_FIRST_SEED, REGISTRY, main
+from recon.methods._data_term import data_x_step, noise_std
+from recon.methods.pnp_baselines import pnp_admm, red, wiener
+from recon.methods.pnp_hvae import latent_update, pnp_hvae, temperature_schedule
+from recon.metrics import psnr
+from recon.noise import noise_norm_estimate
+from recon.solvers import NonFiniteError, solve_spd
+
+N = 32
+SIGMA = 0.05
+
+
+@pytest.fixture(scope="module")
+def vae() -> HVAE:
+    """A small untrained HVAE whose prior/posterior heads are perturbed away from their zero initialisation."""
+    torch.manual_seed(0)
+    model = HVAE(widths=(8, 16, 16, 16), z_channels=3, strides=(8, 4, 2), enc_blocks=1, dec_blocks=1)
+    with torch.no_grad():
+        for level in model.levels:
+            for head in (level.prior_head, level.post_head):
+                head.weight.normal_(0.0, 0.3)
+                head.bias.normal_(0.0, 0.3)
+    return model.eval()
+
+
+def _smooth_images(b: int = 2, n: int = N, dtype=torch.float64) -> torch.Tensor:
+    """Smooth test images in [0, 1]: sums of a few seeded Gaussian bumps."""
+    gen = torch.Generator().manual_seed(3)
+    c = torch.arange(n, dtype=dtype)
+    yy, xx = torch.meshgrid(c, c, indexing="ij")
+    out = torch.zeros(b, 1, n, n, dtype=dtype)
+    for i in range(b):
+        for _ in range(4):
+            cy, cx, w = (torch.rand(3, generator=gen, dtype=dtype) * torch.tensor([n, n, n / 4], dtype=dtype)).tolist()
+            out[i, 0] += torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (w + 2) ** 2))
+    return 0.1 + 0.8 * out / out.amax(dim=(2, 3), keepdim=True)
+
+
+def _blur(n: int = N) -> BlurFFT:
+    return BlurFFT((1, n, n), filter=gaussian_blur(sigma=(1.5, 1.5)))
+
+
+def _inpainting(n: int = N) -> Inpainting:
+    return Inpainting(img_size=(1, n, n), mask=0.5, rng=torch.Generator().manual_seed(1))
+
+
+def _generic(physics: LinearPhysics) -> LinearPhysics:
+    """The same operator seen as a plain LinearPhysics (forces the CG x-step)."""
+    return LinearPhysics(A=physics.A, A_adjoint=physics.A_adjoint)
+
+
+def _noisy(physics: LinearPhysics, x: torch.Tensor, sigma: float = SIGMA) -> torch.Tensor:
+    return physics.A(x) + sigma * physics.A(torch.ones_like(x)).ne(0) * torch.randn(
+        x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype
+    )
+
+
+# ----------------------------------------------------------------------------- the z-step
+
+
+@pytest.mark.parametrize("temperature, beta", [(0.8, 1.0), (0.3, 1.0), (0.6, 2.0), (1.2, 0.5), (1.0, 1.0)])
+def test_latent_update_is_the_minimiser_of_its_level_objective(temperature, beta):
+    gen = torch.Generator().manual_seed(0)
+    shape = (2, 3, 4, 4)
+    nu, mu = (torch.randn(shape, generator=gen, dtype=torch.float64) for _ in range(2))
+    tau, sigma = (0.2 + torch.rand(shape, generator=gen, dtype=torch.float64) for _ in range(2))
+    b = 1.0 - beta * temperature**2
+
+    def level_objective(z):
+        return (beta / (2 * tau**2) * (z - nu) ** 2 + b / (2 * (temperature * sigma) ** 2) * (z - mu) ** 2).sum()
+
+    z = latent_update(nu, tau, mu, sigma, temperature, beta)
+    # the gradient of the level objective vanishes there ...
+    zz = z.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(level_objective(zz), zz)
+    assert float(grad.abs().max()) < 1e-10
+    # ... and a numerical minimiser (L-BFGS from the prior mean) finds the same point
+    w = mu.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([w], max_iter=200, tolerance_grad=1e-14, tolerance_change=1e-16, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = level_objective(w)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    torch.testing.assert_close(z, w.detach(), rtol=0, atol=1e-6)
+
+
+def test_level_objective_is_the_papers_z_objective_up_to_a_constant():
+    """-beta log q(z|x) + beta log p(z) - log p_T(z) = the objective latent_update minimises + const."""
+    gen = torch.Generator().manual_seed(1)
+    nu, mu = (torch.randn(50, generator=gen, dtype=torch.float64) for _ in range(2))
+    tau, sigma = (0.2 + torch.rand(50, generator=gen, dtype=torch.float64) for _ in range(2))
+    t, beta = 0.7, 1.3
+    b = 1.0 - beta * t**2
+
+    def log_normal(z, m, s):
+        return -0.5 * ((z - m) / s) ** 2 - torch.log(s) - 0.5 * math.log(2 * math.pi)
+
+    def paper(z):
+        return -beta * log_normal(z, nu, tau) + beta * log_normal(z, mu, sigma) - log_normal(z, mu, t * sigma)
+
+    def ours(z):
+        return beta / (2 * tau**2) * (z - nu) ** 2 + b / (2 * (t * sigma) ** 2) * (z - mu) ** 2
+
+    z1, z2 = (torch.randn(50, generator=gen, dtype=torch.float64) for _ in range(2))
+    torch.testing.assert_close(paper(z1) - ours(z1), paper(z2) - ours(z2), rtol=0, atol=1e-10)
+
+
+def test_latent_update_limits():
+    gen = torch.Generator().manual_seed(2)
+    nu, mu = (torch.randn(10, generator=gen) for _ in range(2))
+    tau, sigma = (0.5 + torch.rand(10, generator=gen) for _ in range(2))
+    torch.testing.assert_close(latent_update(nu, tau, mu, sigma, 0.0, 1.0), mu)  # T = 0: the prior mean
+    torch.testing.assert_close(latent_update(nu, tau, mu, sigma, 1.0, 1.0), nu)  # b = 0: the posterior mean
+    torch.testing.assert_close(latent_update(nu, tau, mu, sigma, 0.5, 4.0), nu)  # b = 0 at beta = 4, T = 1/2
+
+
+def test_temperature_schedule():
+    assert temperature_schedule((0.8, 0.6), 3) == pytest.approx([0.8, 0.7, 0.6])
+    assert temperature_schedule((0.8, 0.6), 5) == pytest.approx([0.8, 0.75, 0.7, 0.65, 0.6])
+    assert temperature_schedule(0.5, 3) == [0.5, 0.5, 0.5]
+    assert temperature_schedule([0.9, 0.1, 0.4], 3) == [0.9, 0.1, 0.4]
+    assert temperature_schedule(torch.tensor([0.9, 0.1, 0.4], dtype=torch.float64), 3) == pytest.approx([0.9, 0.1, 0.4])
+    assert temperature_schedule((0.0, 1.0), 2) == [0.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ((0.8, 0.7, 0.6, 0.5), "received 4 values"),
+        ((), "received 0 values"),
+        ((0.8, -0.1), "finite numbers >= 0"),
+        ((0.8, float("nan")), "finite numbers >= 0"),
+        ((float("inf"), 0.5, 0.5), "finite numbers >= 0"),
+        ((0.8, "a"), "finite numbers >= 0"),
+        ((1.1, 0.6), r"T <= 1 / sqrt\(beta\)"),
+    ],
+)
+def test_temperature_schedule_rejects_bad_values(bad, match):
+    with pytest.raises(ValueError, match="temperatures: .*" + match):
+        temperature_schedule(bad, 3)
+
+
+def test_temperature_schedule_rejects_non_sequences():
+    with pytest.raises(TypeError, match="temperatures: expected a number"):
+        temperature_schedule("0.8", 3)
+    with pytest.raises(ValueError, match=r"temperatures: expected T <= 1 / sqrt\(beta\) = 0.7071"):
+        temperature_schedule(0.8, 3, beta=2.0)
+
+
+# ----------------------------------------------------------------------------- the x-step
+
+
+def _normal_residual(physics, y, x, v, w) -> float:
+    lhs = physics.A_adjoint(physics.A(x)) + w * x
+    rhs = physics.A_adjoint(y) + w * v
+    return float((lhs - rhs).norm() / rhs.norm())
+
+
+@pytest.mark.parametrize("make", [_blur, _inpainting], ids=["fft", "mask"])
+def test_exact_x_steps_solve_the_normal_equations_and_agree_with_cg(make):
+    physics = make()
+    x = _smooth_images()
+    y = _noisy(physics, x)
+    v = torch.rand(x.shape, generator=torch.Generator().manual_seed(7), dtype=x.dtype)
+    noise_var = torch.tensor([0.01, 0.04], dtype=x.dtype).reshape(2, 1, 1, 1)  # one sigma^2 per batch element
+    rho = 3.0
+    exact = data_x_step(physics, y, noise_var)(v, rho, x)
+    assert _normal_residual(physics, y, exact, v, noise_var * rho) < 1e-12
+    by_cg = data_x_step(_generic(physics), y, noise_var, cg_iter=500, cg_tol=1e-12)(v, rho, torch.zeros_like(x))
+    assert _normal_residual(physics, y, by_cg, v, noise_var * rho) < 1e-9
+    torch.testing.assert_close(exact, by_cg, rtol=0, atol=1e-8)
+
+
+def test_cg_x_step_on_a_generic_operator():
+    gen = torch.Generator().manual_seed(4)
+    matrix = torch.randn(40, N * N, generator=gen, dtype=torch.float64) / N
+    physics = LinearPhysics(
+        A=lambda u: (u.reshape(u.shape[0], -1) @ matrix.T).reshape(u.shape[0], 1, 40),
+        A_adjoint=lambda r: (r.reshape(r.shape[0], -1) @ matrix).reshape(r.shape[0], 1, N, N),
+    )
+    x = _smooth_images()
+    y = physics.A(x)
+    v = torch.rand(x.shape, generator=gen, dtype=x.dtype)
+    out = data_x_step(physics, y, 0.5, cg_iter=300, cg_tol=1e-12)(v, 0.2, torch.zeros_like(x))
+    assert _normal_residual(physics, y, out, v, 0.1) < 1e-9
+
+
+def test_noise_std_from_sigma_or_relative_level():
+    x = _smooth_images()
+    blur, mask = _blur(), _inpainting()
+    assert noise_std(blur, blur.A(x), 0.03, None) == 0.03
+    y = blur.A(x)
+    expected = noise_norm_estimate(y, 0.05) / math.sqrt(N * N)
+    torch.testing.assert_close(noise_std(blur, y, None, 0.05).flatten(), expected)
+    y = mask.A(x)  # only the observed pixels are measurements
+    observed = float(mask.mask.sum())
+    torch.testing.assert_close(noise_std(mask, y, None, 0.05).flatten(), noise_norm_estimate(y, 0.05) / math.sqrt(observed))
+    with pytest.raises(ValueError, match="sigma / noise_level: expected exactly one"):
+        noise_std(blur, y, 0.03, 0.05)
+    with pytest.raises(ValueError, match="sigma / noise_level: expected exactly one"):
+        noise_std(blur, y, None, None)
+    with pytest.raises(ValueError, match="sigma: expected a finite number > 0"):
+        noise_std(blur, y, 0.0, None)
+
+
+# ----------------------------------------------------------------------------- pnp_hvae
+
+
+@pytest.mark.parametrize("make", [_blur, _inpainting, lambda: _generic(_blur())], ids=["fft", "mask", "cg"])
+def test_pnp_hvae_alternates_the_documented_steps(vae, make):
+    physics = make()
+    x = _smooth_images()
+    y = _noisy(physics, x)
+    means = []
+    record = lambda it, m: means.append(m.clone())  # noqa: E731
+    out, info = pnp_hvae(physics, y, sigma=SIGMA, model=vae, max_iter=4, reference=x, progress=False, callback=record)
+    assert out.shape == x.shape and out.dtype == x.dtype and torch.isfinite(out).all()
+    hist = info["history"]
+    assert info["iterations"] == 4 and len(hist.objective) == len(hist.residual) == len(hist.psnr) == 4
+    assert all(math.isfinite(v) for v in hist.objective + hist.residual)
+    assert info["temperatures"] == pytest.approx([0.8, 0.7, 0.6]) and info["beta"] == 1.0 and info["sigma"] == SIGMA
+    assert info["x_solver"] == {"BlurFFT": "fft", "Inpainting": "mask"}.get(type(physics).__name__, "cg")
+    assert torch.equal(out, means[-1])
+    # the last x-step solves (A^T A + beta sigma^2 / gamma^2 I) x = A^T y + beta sigma^2 / gamma^2 mu(z_prev)
+    w = SIGMA**2 / vae.gamma**2
+    tol = 1e-10 if info["x_solver"] != "cg" else 1e-5
+    assert _normal_residual(physics, y, info["x_step"], means[-2], w) < tol
+    # the output is the decoder mean of the z-step at the last x-step image
+    temps = info["temperatures"]
+    with torch.no_grad():
+        z, mean = vae.top_down(info["x_step"].clamp(0, 1), lambda l, nu, tau, mu, s: latent_update(nu, tau, mu, s, temps[l], 1.0))
+    torch.testing.assert_close(mean, out)
+    for a, b in zip(z, info["z"], strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_pnp_hvae_objective_and_relative_level(vae):
+    physics = _blur()
+    x = _smooth_images(dtype=torch.float32)
+    y = _noisy(physics, x)
+    temps = [0.3, 0.5, 1.0]
+    _, info = pnp_hvae(physics, y, noise_level=0.05, temperatures=temps, model=vae, max_iter=2, progress=False)
+    assert len(info["sigma"]) == 2 and info["temperatures"] == temps
+    sigma = torch.tensor(info["sigma"], dtype=torch.float64)
+    # the recorded objective is J(x, z) at the last x-step image and latents, summed over the batch
+    with torch.no_grad():
+        mean = vae.decode(info["z"])
+        data = (physics.A(info["x_step"]) - y).double().flatten(1).square().sum(1) / (2 * sigma**2)
+        coupling = (info["x_step"] - mean).double().flatten(1).square().sum(1) / (2 * vae.gamma**2)
+        prior = -vae.log_prior(info["z"], temps).double()
+    assert info["history"].objective[-1] == pytest.approx(float((data + coupling + prior).sum()), rel=1e-5)
+
+
+def test_pnp_hvae_temperature_zero_pins_the_level_to_the_prior_mean(vae):
+    physics = _blur()
+    y = _noisy(physics, _smooth_images())
+    _, info = pnp_hvae(physics, y, sigma=SIGMA, temperatures=[0.0, 0.5, 0.5], model=vae, max_iter=2, progress=False)
+    top = {}
+
+    def record(l, nu, tau, mu, s):
+        top.setdefault(l, mu)
+        return mu
+
+    with torch.no_grad():
+        vae.top_down(y, record)  # the top level's prior has no parent: the same mean for any input
+    torch.testing.assert_close(info["z"][0], top[0])
+    assert math.isfinite(info["history"].objective[-1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"temperatures": (0.8, 0.7, 0.6, 0.5)}, ValueError, "temperatures: expected a number, .*received 4 values"),
+        ({"temperatures": (0.8, -0.6)}, ValueError, "temperatures: expected finite numbers >= 0"),
+        ({"temperatures": (0.8, float("inf"))}, ValueError, "temperatures: expected finite numbers >= 0"),
+        ({"sigma": None}, ValueError, "sigma / noise_level: expected exactly one"),
+        ({"noise_level": 0.05}, ValueError, "sigma / noise_level: expected exactly one"),
+        ({"model": "nope"}, ValueError, r"model: expected an HVAE or the name of one in denoisers.zoo .*received 'nope'"),
+        ({"model": 3}, TypeError, "model: expected an HVAE or the name of one in denoisers.zoo"),
+        ({"beta": 0.0}, ValueError, "beta: expected a finite number > 0"),
+        ({"max_iter": 0}, ValueError, "max_iter: expected an integer >= 1"),
+        ({"x0": torch.zeros(1, 1, N, N)}, ValueError, r"x0: expected a tensor of shape \(2, 1, 32, 32\)"),
+    ],
+)
+def test_pnp_hvae_rejects_bad_arguments(vae, kwargs, error, match):
+    physics = _blur()
+    y = _noisy(physics, _smooth_images())
+    args = {"sigma": SIGMA, "model": vae, "progress": False} | kwargs
+    with pytest.raises(error, match=match):
+        pnp_hvae(physics, y, **args)
+
+
+def test_pnp_hvae_rejects_images_not_divisible_by_the_stride_and_bad_problems(vae):
+    physics = _blur(36)
+    expected = r"divisible by the model's stride 8, received images of shape \(1, 1, 36, 36\)"
+    with pytest.raises(ValueError, match=r"y: expected images A\^T y of shape \(B, 1, H, W\) with H and W " + expected):
+        pnp_hvae(physics, torch.rand(1, 1, 36, 36), sigma=SIGMA, model=vae)
+    three = BlurFFT((3, N, N), filter=gaussian_blur(sigma=(1.0, 1.0)))
+    with pytest.raises(ValueError, match="y: expected images A\\^T y of shape \\(B, 1, H, W\\)"):
+        pnp_hvae(three, torch.rand(1, 3, N, N), sigma=SIGMA, model=vae)
+    with pytest.raises(TypeError, match="physics: expected a deepinv LinearPhysics"):
+        pnp_hvae(lambda v: v, torch.rand(1, 1, N, N), sigma=SIGMA, model=vae)
+    with pytest.raises(TypeError, match="y: expected a torch.Tensor"):
+        pnp_hvae(_blur(), [[0.0]], sigma=SIGMA, model=vae)
+
+
+def test_pnp_hvae_stops_on_nan_with_the_last_finite_decoder_mean(vae, monkeypatch):
+    physics = _blur()
+    y = _noisy(physics, _smooth_images())
+    calls = {"n": 0}
+    original = vae.top_down
+
+    def failing(x, choose):
+        calls["n"] += 1
+        z, mean = original(x, choose)
+        return z, mean * float("nan") if calls["n"] == 4 else mean  # init + 2 good iterations, then NaN
+
+    monkeypatch.setattr(vae, "top_down", failing)
+    with pytest.raises(NonFiniteError) as err:
+        pnp_hvae(physics, y, sigma=SIGMA, model=vae, max_iter=10, progress=False)
+    assert err.value.iteration == 2 and err.value.history.iterations == 2
+    assert err.value.last_iterate.shape == y.shape and torch.isfinite(err.value.last_iterate).all()
+
+
+# ----------------------------------------------------------------------------- baselines
+
+
+def test_wiener_is_the_exact_minimiser():
+    n = 8
+    physics = BlurFFT((1, n, n), filter=gaussian_blur(sigma=(1.0, 1.0)))
+    x = _smooth_images(1, n)
+    y = _noisy(physics, x, 0.02)
+    out, info = wiener(physics, y, sigma=0.02, signal_power=0.01)
+    lam = 0.02**2 / 0.01
+    assert info["weight"] == pytest.approx(lam)
+    basis = torch.eye(n * n, dtype=torch.float64).reshape(n * n, 1, n, n)
+    a = physics.A(basis).reshape(n * n, n * n).T  # column j = A e_j
+    centre = torch.eye(n * n, dtype=torch.float64) - 1.0 / (n * n)  # x - mean(x)
+    expected = torch.linalg.solve(a.T @ a + lam * centre.T @ centre, a.T @ y.reshape(-1))
+    torch.testing.assert_close(out.reshape(-1), expected, rtol=0, atol=1e-10)
+
+
+def test_wiener_rejects_other_operators():
+    with pytest.raises(TypeError, match="physics: expected a deepinv BlurFFT"):
+        wiener(_inpainting(), torch.rand(1, 1, N, N), sigma=0.01, signal_power=0.01)
+    with pytest.raises(ValueError, match="signal_power: expected a finite number > 0"):
+        wiener(_blur(), torch.rand(1, 1, N, N), sigma=0.01, signal_power=-1.0)
+
+
+def _smoothing(v: torch.Tensor) -> torch.Tensor:
+    """A simple symmetric linear denoiser: periodic 3x3 binomial smoothing."""
+    k = torch.tensor([1.0, 2.0, 1.0], dtype=v.dtype)
+    k = (k[:, None] * k[None, :] / 16).reshape(1, 1, 3, 3)
+    return F.conv2d(F.pad(v, (1, 1, 1, 1), mode="circular"), k)
+
+
+@pytest.mark.parametrize("make", [_blur, _inpainting], ids=["blur", "inpainting"])
+@pytest.mark.parametrize("method", ["pnp_admm", "red"])
+def test_pnp_baselines_improve_over_the_data(make, method):
+    physics = make()
+    x = _smooth_images()
+    y = _noisy(physics, x, 0.08)
+    if method == "pnp_admm":
+        out, info = pnp_admm(physics, y, _smoothing, sigma=0.08, denoiser_sigma=0.05, max_iter=30, progress=False, reference=x)
+    else:
+        out, info = red(physics, y, _smoothing, sigma=0.08, lam=300.0, max_iter=30, progress=False, reference=x)
+    assert info["iterations"] >= 1 and len(info["history"].psnr) == info["iterations"]
+    baseline = psnr(physics.A_adjoint(y), x, 1.0)
+    assert (psnr(out, x, 1.0) > baseline + 1.0).all()
+
+
+def test_red_reaches_its_fixed_point_equation():
+    """With a linear symmetric denoiser G, RED's fixed point solves (A^T A / s^2 + lam (I - G)) x = A^T y / s^2."""
+    physics = _blur()
+    x = _smooth_images()
+    y = _noisy(physics, x, 0.05)
+    lam, s2 = 200.0, 0.05**2
+    out, _ = red(physics, y, _smoothing, sigma=0.05, lam=lam, max_iter=400, tol=1e-9, progress=False)
+    def normal(u):
+        return physics.A_adjoint(physics.A(u)) / s2 + lam * (u - _smoothing(u))
+
+    direct = solve_spd(normal, physics.A_adjoint(y) / s2, max_iter=500, tol=1e-12)
+    assert float((out - direct).norm() / direct.norm()) < 1e-4
+
+
+def test_pnp_baselines_reject_bad_arguments():
+    physics = _blur()
+    y = torch.rand(1, 1, N, N)
+    with pytest.raises(TypeError, match="denoiser: expected a callable"):
+        pnp_admm(physics, y, "dncnn", sigma=0.01, denoiser_sigma=0.05)
+    with pytest.raises(ValueError, match="denoiser_sigma: expected a finite number > 0"):
+        pnp_admm(physics, y, _smoothing, sigma=0.01, denoiser_sigma=0.0)
+    with pytest.raises(ValueError, match="lam: expected a finite number > 0"):
+        red(physics, y, _smoothing, sigma=0.01, lam=-1.0)
+    with pytest.raises(ValueError, match="sigma / noise_level: expected exactly one"):
+        red(physics, y, _smoothing, lam=1.0)
+
+
+# ----------------------------------------------------------------------------- registry / export
+
+
+def test_dncnn_natural_is_a_registered_dncnn_on_the_hvae_split():
+    spec = REGISTRY["dncnn_natural"]
+    assert spec.val_first_seed == HVAE_VAL_FIRST_SEED
+    net = spec.build(width=spec.defaults["width"], depth=spec.defaults["depth"])
+    assert isinstance(net, DnCNN) and (net.width, net.depth) == (32, 8)
+    assert spec.defaults["crop"] <= 96 and spec.defaults["sigma_max"] > 12.75 / 255
+
+
+def test_dncnn_natural_training_smoke_and_zoo_roundtrip(tmp_path, torch_state):
+    tiny = ["--threads", "1", "--epochs", "1", "--n-train", "2", "--n-val", "1", "--batch-size", "4", "--width", "4",
+            "--depth", "2", "--crop", "32", "--patches", "8"]  # fmt: skip
+    card = main(["dncnn_natural", *tiny, "--out-dir", str(tmp_path)])
+    assert card["model"]["kwargs"] == {"width": 4, "depth": 2} and card["training"]["patches"] == 8
+    assert card["data"]["held_out_images"] == list(HVAE_HELD_OUT_IMAGES) and card["data"]["train_seeds"] == [0, 1]
+    assert card["data"]["val_seeds"][0] == HVAE_VAL_FIRST_SEED and len(card["validation"]["psnr_net"]) == 3
+    net = load("dncnn_natural", weights_dir=tmp_path)
+    assert isinstance(net, DnCNN) and (net.width, net.depth) == (4, 2)
+    with pytest.raises(ValueError, match="--crop: expected a patch side in"):
+        main(["dncnn_natural", *tiny, "--crop", "100", "--out-dir", str(tmp_path)])
+
+
+def test_pnp_hvae_is_exported():
+    assert recon.pnp_hvae is pnp_hvae and "pnp_hvae" in recon.__all__
