@@ -317,3 +317,19 @@ def test_hvae_pool_uses_training_seeds_only():
     pool = hvae_pool(range(2), natural=("text",))
     assert [len(pool[k]) for k in ("natural", "coule", "texture")] == [1, 2, 2]
     assert pool["coule"][0].shape == (1, 1, 256, 256)
+
+
+def test_shipped_hvae_loads_offline_and_reproduces_the_cards_held_out_elbo():
+    from denoisers.zoo import WEIGHTS_DIR, card
+
+    info = card("hvae")
+    vae = load("hvae")  # sha256-checked, offline
+    assert isinstance(vae, HVAE) and not vae.training and vae.strides == (8, 4, 2)
+    assert (WEIGHTS_DIR / "hvae.pt").stat().st_size < 5 * 1024**2
+    assert info["model"]["n_parameters"] == sum(p.numel() for p in vae.parameters())
+    held = info["held_out"]
+    tiles = hvae_tiles([hvae_image(n) for n in HVAE_HELD_OUT_IMAGES], held["tile"])
+    assert len(tiles) == held["n_tiles"] == 216
+    got = evaluate_hvae(vae, tiles)  # posterior noise seeded with 0, as in the card
+    assert got["bits_per_dim"] == pytest.approx(held["bits_per_dim"], abs=1e-3)  # card: 5.2948
+    assert got["bits_per_dim"] < 8.0  # better than a uniform model of the 8-bit pixel values
