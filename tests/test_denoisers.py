@@ -11,12 +11,15 @@ import torch
 from denoisers import load, zoo
 from denoisers.dncnn import DnCNN
 from denoisers.train import (
+    HVAE_CROP,
     WEIGHTS_DIR,
     ct_pairs,
     dynamic_frames,
     evaluate_ct_unet,
     evaluate_dncnn,
     evaluate_mimo_unet3d,
+    hvae_pool,
+    hvae_tiles,
     mimo_magnitudes,
 )
 from denoisers.unet import CTUNet
@@ -48,13 +51,20 @@ def test_ct_unet_reproduces_card_psnr(ct_unet, torch_state):
     assert p_net > p_fbp + 3.0
 
 
+def procedural_tiles(seeds: range) -> torch.Tensor:
+    """The validation tiles of ``dncnn_natural``: COULE-like and texture images of ``seeds``, 64x64 tiles."""
+    pool = hvae_pool(list(seeds), natural=())
+    return hvae_tiles(pool["coule"] + pool["texture"], HVAE_CROP)
+
+
 @pytest.mark.parametrize(
     "name,cls,clean_frames,evaluate,min_gain_db",
     [
         ("mimo_unet3d", UNet3D, mimo_magnitudes, evaluate_mimo_unet3d, 5.0),
         ("ct_dncnn", DnCNN, dynamic_frames, evaluate_dncnn, 5.0),  # card: +7.3, +12.1, +12.8 dB
+        ("dncnn_natural", DnCNN, procedural_tiles, evaluate_dncnn, 5.0),  # card: +7.0, +11.1, +12.9 dB
     ],
-    ids=["mimo_unet3d", "ct_dncnn"],
+    ids=["mimo_unet3d", "ct_dncnn", "dncnn_natural"],
 )
 def test_sigma_denoiser_loads_offline_and_reproduces_card_psnr(name, cls, clean_frames, evaluate, min_gain_db):
     net = load(name)
