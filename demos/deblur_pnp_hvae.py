@@ -98,13 +98,13 @@ GRIDS = {
 }
 #: per (operator, noise std x 255): the baselines' hyperparameters printed by ``--tune`` on TUNE_IMAGES
 TUNED = {
-    ("gaussian", 2.55): {"PnP-ADMM (DnCNN)": 3.2e-02, "RED (DnCNN)": 1.0e+03, "TV": 1.0e-03, "Wiener": 3.2e-03},
-    ("gaussian", 7.65): {"PnP-ADMM (DnCNN)": 5.6e-02, "RED (DnCNN)": 3.2e+02, "TV": 1.0e-02, "Wiener": 1.0e-02},
-    ("gaussian", 12.75): {"PnP-ADMM (DnCNN)": 5.6e-02, "RED (DnCNN)": 3.2e+02, "TV": 1.0e-02, "Wiener": 3.2e-02},
-    ("motion", 2.55): {"PnP-ADMM (DnCNN)": 3.2e-02, "RED (DnCNN)": 3.2e+03, "TV": 3.2e-03, "Wiener": 3.2e-03},
-    ("motion", 7.65): {"PnP-ADMM (DnCNN)": 5.6e-02, "RED (DnCNN)": 1.0e+03, "TV": 1.0e-02, "Wiener": 1.0e-02},
-    ("motion", 12.75): {"PnP-ADMM (DnCNN)": 5.6e-02, "RED (DnCNN)": 1.0e+03, "TV": 3.2e-02, "Wiener": 1.0e-02},
-    ("inpainting", 3.0): {"PnP-ADMM (DnCNN)": 3.2e-02, "RED (DnCNN)": 1.0e+00, "TV": 3.2e-03},
+    ('gaussian', 2.55): {'PnP-ADMM (DnCNN)': 1.8e-02, 'RED (DnCNN)': 3.2e+03, 'TV': 1.0e-03, 'Wiener': 3.2e-03},
+    ('gaussian', 7.65): {'PnP-ADMM (DnCNN)': 1.8e-02, 'RED (DnCNN)': 3.2e+03, 'TV': 1.0e-02, 'Wiener': 1.0e-02},
+    ('gaussian', 12.75): {'PnP-ADMM (DnCNN)': 1.8e-02, 'RED (DnCNN)': 3.2e+03, 'TV': 1.0e-02, 'Wiener': 3.2e-02},
+    ('motion', 2.55): {'PnP-ADMM (DnCNN)': 3.2e-02, 'RED (DnCNN)': 1.0e+04, 'TV': 3.2e-03, 'Wiener': 3.2e-03},
+    ('motion', 7.65): {'PnP-ADMM (DnCNN)': 1.8e-02, 'RED (DnCNN)': 3.2e+03, 'TV': 1.0e-02, 'Wiener': 1.0e-02},
+    ('motion', 12.75): {'PnP-ADMM (DnCNN)': 1.8e-02, 'RED (DnCNN)': 3.2e+03, 'TV': 3.2e-02, 'Wiener': 1.0e-02},
+    ('inpainting', 3.0): {'PnP-ADMM (DnCNN)': 5.6e-02, 'RED (DnCNN)': 1.0e+00, 'TV': 3.2e-03},
 }
 
 
