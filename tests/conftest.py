@@ -16,6 +16,8 @@ import numba
 import pytest
 import torch
 
+from denoisers.hvae import HVAE
+
 torch.set_num_threads(1)
 numba.set_num_threads(1)
 
@@ -27,3 +29,16 @@ def torch_state():
     yield
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic)
+
+
+@pytest.fixture(scope="module")
+def vae() -> HVAE:
+    """A small untrained HVAE whose prior/posterior heads are perturbed away from their zero initialisation."""
+    torch.manual_seed(0)
+    model = HVAE(widths=(8, 16, 16, 16), z_channels=3, strides=(8, 4, 2), enc_blocks=1, dec_blocks=1)
+    with torch.no_grad():
+        for level in model.levels:
+            for head in (level.prior_head, level.post_head):
+                head.weight.normal_(0.0, 0.3)
+                head.bias.normal_(0.0, 0.3)
+    return model.eval()

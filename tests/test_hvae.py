@@ -24,18 +24,6 @@ from denoisers.train import (
 from recon.phantoms import TEST_SEEDS
 
 
-@pytest.fixture(scope="module")
-def vae() -> HVAE:
-    """A small untrained HVAE whose prior/posterior heads are perturbed away from their zero initialisation."""
-    torch.manual_seed(0)
-    model = HVAE(widths=(8, 16, 16, 16), z_channels=3, strides=(8, 4, 2), enc_blocks=1, dec_blocks=1)
-    with torch.no_grad():
-        for level in model.levels:
-            for head in (level.prior_head, level.post_head):
-                head.weight.normal_(0.0, 0.3)
-                head.bias.normal_(0.0, 0.3)
-    return model.eval()
-
 
 def _images(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     return torch.rand(b, 1, h, w, generator=torch.Generator().manual_seed(seed))

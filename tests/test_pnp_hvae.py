@@ -13,7 +13,6 @@ from torch.nn import functional as F
 
 import recon
 from denoisers.dncnn import DnCNN
-from denoisers.hvae import HVAE
 from denoisers import load
 from denoisers.train import HVAE_HELD_OUT_IMAGES, HVAE_VAL_FIRST_SEED, REGISTRY, main
 from recon.methods._data_term import data_x_step, noise_std
@@ -26,18 +25,6 @@ from recon.solvers import NonFiniteError, solve_spd
 N = 32
 SIGMA = 0.05
 
-
-@pytest.fixture(scope="module")
-def vae() -> HVAE:
-    """A small untrained HVAE whose prior/posterior heads are perturbed away from their zero initialisation."""
-    torch.manual_seed(0)
-    model = HVAE(widths=(8, 16, 16, 16), z_channels=3, strides=(8, 4, 2), enc_blocks=1, dec_blocks=1)
-    with torch.no_grad():
-        for level in model.levels:
-            for head in (level.prior_head, level.post_head):
-                head.weight.normal_(0.0, 0.3)
-                head.bias.normal_(0.0, 0.3)
-    return model.eval()
 
 
 def _smooth_images(b: int = 2, n: int = N, dtype=torch.float64) -> torch.Tensor:
