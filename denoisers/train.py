@@ -913,13 +913,18 @@ def _build_dncnn(width: int = 16, depth: int = 6) -> torch.nn.Module:
     return DnCNN(width=width, depth=depth)
 
 
-def _train_ct_dncnn(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
+def _seeded_dncnn(args: argparse.Namespace, max_crop: int) -> tuple[torch.nn.Module, dict, int]:
+    """Seed torch, build the DnCNN of ``--width`` / ``--depth`` and check ``--crop`` <= ``max_crop``."""
     torch.manual_seed(args.seed)
     model_kwargs = {"width": args.width, "depth": args.depth}
-    net = _build_dncnn(**model_kwargs)
     c = args.crop
-    if not 1 <= c <= DNCNN_SIZE:
-        raise ValueError(f"--crop: expected a patch side in [1, {DNCNN_SIZE}], received {c}")
+    if not 1 <= c <= max_crop:
+        raise ValueError(f"--crop: expected a patch side in [1, {max_crop}], received {c}")
+    return _build_dncnn(**model_kwargs), model_kwargs, c
+
+
+def _train_ct_dncnn(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
+    net, model_kwargs, c = _seeded_dncnn(args, DNCNN_SIZE)
 
     train_seeds = range(0, args.n_train)
     val_seeds = range(DNCNN_VAL_FIRST_SEED, DNCNN_VAL_FIRST_SEED + args.n_val)
@@ -969,12 +974,7 @@ def _hvae_pool_card() -> dict:
 
 
 def _train_dncnn_natural(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
-    torch.manual_seed(args.seed)
-    model_kwargs = {"width": args.width, "depth": args.depth}
-    net = _build_dncnn(**model_kwargs)
-    c = args.crop
-    if not 1 <= c <= DNCNN_NATURAL_PATCH:
-        raise ValueError(f"--crop: expected a patch side in [1, {DNCNN_NATURAL_PATCH}], received {c}")
+    net, model_kwargs, c = _seeded_dncnn(args, DNCNN_NATURAL_PATCH)
     if args.patches < 1:
         raise ValueError(f"--patches: expected >= 1 training patches, received {args.patches}")
 
