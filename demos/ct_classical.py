@@ -63,6 +63,13 @@ def reconstruct_all(physics: ParallelBeamCT, y: torch.Tensor, noise_level: float
     return out
 
 
+#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
+SUMMARY = {
+    "modality": "CT, 2D parallel beam", "methods": METHODS, "metric": "psnr_mean", "metric_label": "PSNR (dB)",
+    "setting": ("noise",), "paper": "paper_psnr",
+}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small setting that runs in under a minute")

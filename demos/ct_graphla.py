@@ -71,6 +71,13 @@ def reconstruct_all(physics, y: torch.Tensor, x_true: torch.Tensor, nl: float, i
     return out
 
 
+#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
+SUMMARY = {
+    "modality": "CT, 2D parallel beam", "methods": ("La+FBP", "La+Tik", "La+TV", "La+Net"), "metric": "psnr_mean",
+    "metric_label": "PSNR (dB)", "setting": ("noise",), "paper": "paper_psnr",
+}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="128x128, 3 images, 400 iterations, 3 sweep levels")

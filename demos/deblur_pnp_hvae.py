@@ -280,6 +280,13 @@ def plot_curves(curves: dict, out: Path) -> None:
     plt.close(fig)
 
 
+#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
+SUMMARY = {
+    "modality": "deblurring / inpainting", "methods": ("PnP-HVAE", "PnP-ADMM (DnCNN)"), "metric": "psnr",
+    "metric_label": "PSNR (dB)", "setting": ("setting",), "paper": "close to DPIR / GS-PnP [unverified]",
+}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="camera and coins, 3 settings (about a minute)")

@@ -1,0 +1,222 @@
+"""Files in and out: measurements from ``.npy`` / ``.npz`` / HDF5, results to HDF5 with provenance.
+
+A result file written by :func:`write_result` holds
+
+* dataset ``x``: the reconstruction, (B, C, *spatial), float32 or float64 as computed;
+* group ``history``: one dataset per solver-history series (objective, residual, time, ...);
+  group ``info``: any other array the method reports (e.g. one parameter per batch element);
+* root attributes (JSON text where the value is not a number or a string): ``regrecon_version``,
+  ``torch_version``, ``deepinv_version``, ``method``, ``params``, ``geometry``, ``input_file``,
+  ``input_sha256``, ``wall_time_s``, ``created`` (UTC, ISO 8601), ``info`` (the method's scalar
+  info fields).
+
+Writes are atomic: the file is written under a temporary name in the target folder and renamed
+over the target only once complete, so an interrupted run never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from denoisers.zoo import sha256_file
+
+#: file suffixes :func:`load_measurements` reads
+MEASUREMENT_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
+
+
+def sha256_array(a: np.ndarray) -> str:
+    """Hex SHA-256 of an array's dtype, shape and C-order bytes (the fingerprint of in-memory data)."""
+    a = np.ascontiguousarray(a)
+    digest = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def load_measurements(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
+    """Read one array of measurements.
+
+    Args:
+        path: ``.npy``; ``.npz`` (``key`` names the array; optional when the archive holds one);
+            ``.h5`` / ``.hdf5`` (``key`` is the dataset path; optional when the file holds one
+            dataset at its root).
+        key: array name inside an ``.npz`` / HDF5 file; must be None for ``.npy``.
+
+    Returns:
+        The array as stored (any shape; real or complex).
+
+    Raises:
+        ValueError: unknown suffix, missing file, ``key`` absent or ambiguous, or the array holds
+            NaN / Inf (the message says which).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in MEASUREMENT_SUFFIXES:
+        raise ValueError(f"input: expected a file ending in {', '.join(MEASUREMENT_SUFFIXES)}, received {str(path)!r}")
+    if not path.is_file():
+        raise ValueError(f"input: no such file {str(path)!r}")
+    if suffix == ".npy":
+        if key is not None:
+            raise ValueError(f"key: a .npy file holds one array, so key must be absent; received {key!r}")
+        data = np.load(path, allow_pickle=False)
+    elif suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            data = archive[_pick_key(key, list(archive.files), path)]
+    else:
+        import h5py  # noqa: PLC0415
+
+        with h5py.File(path, "r") as fh:
+            names = [k for k, v in fh.items() if isinstance(v, h5py.Dataset)]
+            name = key if key is not None and key in fh else _pick_key(key, names, path)
+            data = fh[name][()]
+    data = np.asarray(data)
+    if not np.issubdtype(data.dtype, np.number):
+        raise ValueError(f"input: expected a numeric array in {str(path)!r}, received dtype {data.dtype}")
+    if not np.all(np.isfinite(data)):
+        raise ValueError(f"input: {str(path)!r} holds {int(np.size(data) - np.isfinite(data).sum())} NaN/Inf values; expected finite data")
+    return data
+
+
+def _pick_key(key: str | None, names: list[str], path: Path) -> str:
+    if key is None:
+        if len(names) != 1:
+            raise ValueError(f"key: {str(path)!r} holds {len(names)} arrays ({', '.join(names)}); name one with key")
+        return names[0]
+    if key not in names:
+        raise ValueError(f"key: {key!r} is not in {str(path)!r}; expected one of {', '.join(names)}")
+    return key
+
+
+def provenance(
+    method: str,
+    params: Mapping,
+    geometry: Mapping | None = None,
+    input_file: str | None = None,
+    input_sha256: str | None = None,
+) -> dict[str, str]:
+    """The provenance attributes of a result: versions, method, parameters, geometry, input checksum.
+
+    Nested values are JSON text so that any HDF5 reader shows them. The time stamp is UTC.
+    """
+    return {
+        "regrecon_version": package_version("regrecon"),
+        "torch_version": str(torch.__version__),
+        "deepinv_version": package_version("deepinv"),
+        "method": method,
+        "params": json.dumps(dict(params), sort_keys=True, default=_jsonable),
+        "geometry": json.dumps(dict(geometry or {}), sort_keys=True, default=_jsonable),
+        "input_file": input_file or "",
+        "input_sha256": input_sha256 or "",
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def package_version(dist: str) -> str:
+    """Installed version of a distribution, or "unknown"."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _jsonable(value: object) -> object:
+    """JSON fallback: tensors and arrays as (nested) lists, numpy scalars as numbers, the rest as text."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    return repr(value)
+
+
+def split_info(info: Mapping) -> tuple[dict, dict[str, np.ndarray]]:
+    """Split a method's info into JSON-able scalars and array series (the solver history).
+
+    Nested mappings and dataclasses (a solver ``History``) are flattened with ``/`` in the key;
+    numeric sequences and tensors of other than one element become array series, one-element ones
+    numbers; anything else is kept as its text.
+    """
+    scalars: dict = {}
+    series: dict[str, np.ndarray] = {}
+    for key, value in _flatten(info):
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        if isinstance(value, list | tuple | np.ndarray | np.generic):
+            arr = np.asarray(value)
+            if arr.dtype.kind in "biuf" and arr.size != 1:
+                series[key] = arr
+                continue
+            if arr.dtype.kind in "biufU" and arr.size == 1:
+                value = arr.reshape(()).item()
+        scalars[key] = value if isinstance(value, bool | int | float | str) or value is None else repr(value)
+    return scalars, series
+
+
+def _flatten(info: Mapping, prefix: str = "") -> list[tuple[str, object]]:
+    items = []
+    for key, value in info.items():
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        if isinstance(value, Mapping):
+            items += _flatten(value, f"{prefix}{key}/")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def write_attrs(node, attrs: Mapping) -> None:
+    """Set HDF5 attributes: numbers and strings as they are, anything else as JSON text."""
+    for key, value in attrs.items():
+        node.attrs[key] = value if isinstance(value, int | float | str) else json.dumps(value, default=_jsonable)
+
+
+def write_result(
+    path: str | os.PathLike,
+    x: torch.Tensor | np.ndarray,
+    info: Mapping,
+    attrs: Mapping,
+    wall_time_s: float,
+) -> Path:
+    """Write one reconstruction with its provenance to HDF5, atomically (temporary file + rename).
+
+    Args:
+        path: target ``.h5`` / ``.hdf5`` file; its folder is created if missing; an existing file
+            is replaced only once the new one is complete.
+        x: the reconstruction.
+        info: the method's info dict (see :func:`split_info`).
+        attrs: provenance attributes (see :func:`provenance`).
+        wall_time_s: wall time of the reconstruction, seconds.
+
+    Returns:
+        The path written.
+    """
+    import h5py  # noqa: PLC0415
+
+    path = Path(path)
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        raise ValueError(f"output: expected a file ending in .h5 or .hdf5, received {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scalars, series = split_info(info)
+    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as fh:
+            fh.create_dataset("x", data=x)
+            for name, arr in series.items():
+                fh.create_dataset(name if name.startswith("history/") else f"info/{name}", data=arr)
+            write_attrs(fh, {**attrs, "info": scalars, "wall_time_s": float(wall_time_s)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
