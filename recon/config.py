@@ -199,7 +199,7 @@ def build_physics(geometry: Mapping) -> LinearPhysics:
         mask = cartesian_mask(size, g.pop("acceleration"), **g)
         return MRI(mask=mask, img_size=(1, 2, *size))
     from deepinv.physics import BlurFFT  # noqa: PLC0415
-    from deepinv.physics.blur import gaussian_blur  # noqa: PLC0415
+    from deepinv.physics.functional.blur import gaussian_blur  # noqa: PLC0415
 
     size = _image_size(g["img_size"])
     return BlurFFT(img_size=(g.get("channels", 1), *size), filter=gaussian_blur(sigma=g["sigma"]))
