@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/mimo_operator.py
 	$(PY) benchmarks/mri.py
 	$(PY) benchmarks/dynamic_ct.py
+	$(PY) benchmarks/batch.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -177,7 +177,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     item = _measurement_shape(cfg.physics)
     params = dict(cfg.params)
     if "progress" in inspect.signature(cfg.method_fn()).parameters and "progress" not in params:
-        params["progress"] = args.progress
+        params["progress"] = args.progress and not args.batch  # one bar over the items in batch mode
     if args.batch:
         from recon.batch import reconstruct_many  # noqa: PLC0415
 
