@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) demos/ct_graphla.py --quick
+	$(VENV)/bin/regrecon demo --quick
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile tests

@@ -238,7 +238,9 @@ def _cmd_info(args: argparse.Namespace) -> int:  # noqa: ARG001
         except (FileNotFoundError, ValueError) as err:
             print(f"  {name:14s} missing ({err})")
             continue
-        print(f"  {name:14s} {card['weights_bytes'] / 1e6:5.2f} MB  sha256 {card['sha256'][:12]}  {card['command']}")
+        weights = zoo.WEIGHTS_DIR / card["weights_file"]
+        check = "ok" if weights.is_file() and zoo.sha256_file(weights) == card["sha256"] else "MISMATCH"
+        print(f"  {name:14s} {card['weights_bytes'] / 1e6:5.2f} MB  sha256 {card['sha256'][:12]} {check}  {card['command']}")
     return 0
 
 

@@ -164,6 +164,7 @@ def test_info_lists_backends_and_weights(capsys: pytest.CaptureFixture) -> None:
     out = capsys.readouterr().out
     for needle in ("regrecon", "deepinv", "astra CPU      yes", "astra CUDA", "numba          yes", "hvae", "ct_dncnn"):
         assert needle in out, needle
+    assert "MISMATCH" not in out and out.count(" ok  python -m denoisers.train") >= 5
 
 
 @pytest.mark.parametrize("command", [[], ["demo"], ["reconstruct"], ["info"]])
