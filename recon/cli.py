@@ -166,7 +166,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     import torch  # noqa: PLC0415
 
     from recon.config import load_config  # noqa: PLC0415
-    from recon.io import load_measurements, provenance, sha256_file, write_result  # noqa: PLC0415
+    from denoisers.zoo import sha256_file  # noqa: PLC0415
+    from recon.io import load_measurements, provenance, write_result  # noqa: PLC0415
 
     cfg = load_config(args.config)
     output = args.output.resolve() if args.output is not None else cfg.output

@@ -29,8 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from denoisers.zoo import sha256_file
-
 #: file suffixes :func:`load_measurements` reads
 MEASUREMENT_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
 

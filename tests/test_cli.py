@@ -14,10 +14,11 @@ import pytest
 import torch
 
 import recon
+from denoisers.zoo import sha256_file
 from operators import ParallelBeamCT
 from recon import cli
 from recon.config import load_config
-from recon.io import load_measurements, sha256_file
+from recon.io import load_measurements
 
 N, N_ANGLES = 32, 30
 CONFIG = """
