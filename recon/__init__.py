@@ -11,6 +11,7 @@ and their proxes), ``recon.methods`` (one module per paper); modules ``recon.pha
 """
 
 from recon import metrics, noise, phantoms
+from recon.methods import METHOD_NAMES
 from recon.methods.classical import fbp, tikhonov, tv
 from recon.methods.graphla import graphla
 from recon.methods.magnitude_pnp import backprojection, kirchhoff_migration, magnitude_pnp
@@ -20,25 +21,4 @@ from recon.methods.qmri import nlcg_maps, qmri_fit, subspace_recon
 from recon.methods.red_psm import psm, red_psm, sliding_window_fbp, view_sharing
 from recon.methods.sobolev_fit import sobolev_fit
 
-__all__ = [
-    "backprojection",
-    "fbp",
-    "graphla",
-    "kirchhoff_migration",
-    "magnitude_pnp",
-    "metrics",
-    "nlcg_maps",
-    "nlcg_net",
-    "noise",
-    "phantoms",
-    "pnp_hvae",
-    "psm",
-    "qmri_fit",
-    "red_psm",
-    "sliding_window_fbp",
-    "sobolev_fit",
-    "subspace_recon",
-    "tikhonov",
-    "tv",
-    "view_sharing",
-]
+__all__ = [*METHOD_NAMES, "metrics", "noise", "phantoms"]

@@ -63,7 +63,7 @@ from distributed import Client, LocalCluster, as_completed, get_worker
 from tqdm.auto import tqdm
 
 from operators._validate import check_int
-from recon.io import provenance, sha256_array, split_info, write_attrs
+from recon.io import check_hdf5_path, provenance, sha256_array, split_info, write_attrs
 from recon.methods import get_method
 
 __all__ = ["BatchReport", "describe_physics", "reconstruct_many"]
@@ -184,15 +184,6 @@ def _check_keys(name: str, params: Mapping) -> None:
     bad = [k for k in params if not isinstance(k, str)]
     if bad:
         raise TypeError(f"{name}: expected keyword names (str), received keys {bad!r}")
-
-
-def _check_store(store: object) -> Path:
-    if not isinstance(store, str | os.PathLike):
-        raise TypeError(f"store: expected a path (str or os.PathLike), received {type(store).__name__}")
-    path = Path(store)
-    if path.suffix.lower() not in (".h5", ".hdf5"):
-        raise ValueError(f"store: expected a file ending in .h5 or .hdf5, received {str(path)!r}")
-    return path
 
 
 def _check_client(client: object, n_workers: object) -> int | None:
@@ -360,7 +351,7 @@ def reconstruct_many(
     meas = _check_measurements(measurements)
     n = meas.shape[0]
     per_task, params_record = _check_params(params, n)
-    path = _check_store(store)
+    path = check_hdf5_path("store", store)
     n_workers = _check_client(client, n_workers)
     if on_result is not None and not callable(on_result):
         raise TypeError(f"on_result: expected a callable (i, x, info) or None, received {type(on_result).__name__}")

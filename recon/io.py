@@ -177,6 +177,20 @@ def write_attrs(node, attrs: Mapping) -> None:
         node.attrs[key] = value if isinstance(value, int | float | str) else json.dumps(value, default=_jsonable)
 
 
+def check_hdf5_path(name: str, path: object) -> Path:
+    """``path`` as a Path, checked to be a str / PathLike ending in ``.h5`` or ``.hdf5``.
+
+    Raises:
+        TypeError: not a str or os.PathLike. ValueError: another suffix (the message names ``name``).
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{name}: expected a path (str or os.PathLike), received {type(path).__name__}")
+    path = Path(path)
+    if path.suffix.lower() not in (".h5", ".hdf5"):
+        raise ValueError(f"{name}: expected a file ending in .h5 or .hdf5, received {str(path)!r}")
+    return path
+
+
 def write_result(
     path: str | os.PathLike,
     x: torch.Tensor | np.ndarray,
@@ -199,9 +213,7 @@ def write_result(
     """
     import h5py  # noqa: PLC0415
 
-    path = Path(path)
-    if path.suffix.lower() not in (".h5", ".hdf5"):
-        raise ValueError(f"output: expected a file ending in .h5 or .hdf5, received {str(path)!r}")
+    path = check_hdf5_path("output", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     scalars, series = split_info(info)
     x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
