@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/regrecon demo --quick
+	$(PY) -m demos --quick
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile tests

@@ -34,13 +34,13 @@ import time
 from pathlib import Path
 
 import h5py
-import numba
 import numpy as np
 import torch
 from distributed import Client, LocalCluster
 
 import recon
 from operators import ParallelBeamCT
+from operators.kernels.threads import set_num_threads
 from recon.batch import reconstruct_many
 from recon.noise import add_relative_noise
 from recon.phantoms import coule_like
@@ -53,8 +53,7 @@ def noop(physics, y, **_params):
 
 def run_loop(physics, y: torch.Tensor, params: dict, threads: int) -> tuple[float, np.ndarray]:
     """Sequential ``recon.tv`` over the slices at ``threads`` torch / numba threads."""
-    torch.set_num_threads(threads)
-    numba.set_num_threads(threads)
+    set_num_threads(threads)
     recon.tv(physics, y[:1], **{**params, "max_iter": 2})  # warm-up at this thread count
     t0 = time.perf_counter()
     xs = [recon.tv(physics, y[i : i + 1], **params)[0] for i in range(y.shape[0])]
@@ -90,8 +89,7 @@ def main(argv: list[str] | None = None) -> None:
 
     t_loop1, x_loop1 = run_loop(physics, y, params, 1)
     t_loopw, x_loopw = run_loop(physics, y, params, w)
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
+    set_num_threads(1)
 
     t0 = time.perf_counter()
     cluster = LocalCluster(n_workers=w, threads_per_worker=1, processes=True, dashboard_address=None)

@@ -38,7 +38,6 @@ import sys
 import time
 from pathlib import Path
 
-import numba
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
@@ -47,6 +46,7 @@ from deepinv.physics import Tomography  # noqa: E402
 
 from denoisers.zoo import load  # noqa: E402
 from operators import DynamicCT  # noqa: E402
+from operators.kernels.threads import set_num_threads  # noqa: E402
 from recon.methods import red_psm as rp  # noqa: E402
 from recon.phantoms import TEST_SEEDS, dynamic_object  # noqa: E402
 from recon.regularizers.psm import hermite_spline_matrix, truncated_svd_factors  # noqa: E402
@@ -60,6 +60,7 @@ class PerFrameTomography:
 
     def __init__(self, angles_rad: torch.Tensor, n: int):
         self.ops = [Tomography([math.degrees(float(a))], n, circle=False, normalize=False) for a in angles_rad]
+        self.img_shape = (len(self.ops), n, n)  # one object (P, N, N), as operators.shapes reads it
 
     def A(self, x: torch.Tensor) -> torch.Tensor:  # deepinv's sinogram of one frame is (1, 1, D, 1)
         return torch.cat([op.A(x[:, t : t + 1]).transpose(-1, -2) for t, op in enumerate(self.ops)], dim=1)
@@ -100,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2, help="torch and numba threads (default 2)")
     args = ap.parse_args(argv)
     n, p, repeats = (64, 32, 3) if args.quick else (128, 128, 9)
-    torch.set_num_threads(args.threads)
-    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    set_num_threads(args.threads)
     print(f"# dynamic CT, one RED-PSM outer iteration: {n}x{n}, P = {p}, one view per frame; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads")  # fmt: skip
 

@@ -119,7 +119,7 @@ def full_graphla_time() -> None:
     Everything a user waits for is timed: the TV preliminary reconstruction (1500 PDHG iterations
     at most), the graph, and the graphLa solve (the demo's 1000-iteration budget).
     """
-    from denoisers.train import ct_geometry  # noqa: PLC0415
+    from operators.ct import ct_geometry  # noqa: PLC0415
     from recon import graphla  # noqa: PLC0415
     from recon.noise import add_relative_noise  # noqa: PLC0415
     from recon.phantoms import TEST_SEEDS  # noqa: PLC0415

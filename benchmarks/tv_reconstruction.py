@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     ours_op = ParallelBeamCT(128, angles, backend="astra")
     y = add_relative_noise(ours_op.A(x_true), 0.01, seed=1)
     _, info = recon.tv(ours_op, y, noise_level=0.01, progress=False)
-    alpha = float(info["alpha"][0])
+    alpha = float(info.params["alpha"][0])
     print(f"alpha (discrepancy principle on our operator) = {alpha:.4g}")
 
     p_times, p_psnr, p_final = run_peer(x_true, angles, alpha, args.peer_iter)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     recon.tv(ours_op, y, alpha=alpha, max_iter=5, progress=False)  # warm-up (astra objects)
     t_start = time.perf_counter()
     _, info = recon.tv(ours_op, y, alpha=alpha, max_iter=args.our_iter, tol=0.0, reference=x_true, progress=False)
-    h = info["history"]
+    h = info.history
     setup = (time.perf_counter() - t_start) - h.time[-1]  # operator-norm estimate before the loop
     t_ours = first_time_at([t + setup for t in h.time], h.psnr, target)
     it_ours = next((i + 1 for i, p in enumerate(h.psnr) if p >= target), None)

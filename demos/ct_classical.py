@@ -9,30 +9,26 @@ test images are procedural COULE-like phantoms (seeds from ``recon.phantoms.TEST
 Writes ``<out>/table.md``, ``<out>/table.csv`` and ``<out>/figure.png``.
 
 Usage:
-    python demos/ct_classical.py            # full setting, 5 images (a few minutes on 2 cores)
-    python demos/ct_classical.py --quick    # 128x128, 60 views, 2 images (under a minute)
+    python -m demos.ct_classical            # full setting, 5 images (a few minutes on 2 cores)
+    python -m demos.ct_classical --quick    # 128x128, 60 views, 2 images (under a minute)
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import math
-import time
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-import recon  # noqa: E402
-from operators import ParallelBeamCT  # noqa: E402
-from recon.metrics import psnr, ssim  # noqa: E402
-from recon.noise import add_relative_noise  # noqa: E402
-from recon.phantoms import TEST_SEEDS, coule_like_batch  # noqa: E402
+import recon
+from demos.common import parser, save_figure, table_lines, timed, write_csv, write_markdown
+from operators import ParallelBeamCT
+from recon.metrics import psnr, ssim
+from recon.noise import add_relative_noise
+from recon.phantoms import TEST_SEEDS, coule_like_batch
 
 #: PSNR (dB) / SSIM of the graphLa+Psi paper on one COULE test image (its reference repository).
 PAPER = {
@@ -40,6 +36,12 @@ PAPER = {
     (0.04, "FBP"): (17.90, 0.16), (0.04, "Tikhonov"): (24.41, 0.34), (0.04, "TV"): (26.20, 0.68),
 }
 METHODS = ("FBP", "Tikhonov", "TV")
+#: the lines the runner (``python -m demos``) prints for this demo
+SUMMARY = {
+    "modality": "CT, 2D parallel beam", "methods": METHODS, "metric": "psnr_mean", "metric_label": "PSNR (dB)",
+    "setting": ("noise",), "paper": "paper_psnr",
+}  # fmt: skip
+
 #: PDHG stops when image and dual change by less than this (relative); ~1100 iterations at 256^2
 TV_TOL = 2e-4
 
@@ -53,27 +55,16 @@ def setting(quick: bool) -> dict:
 
 def reconstruct_all(physics: ParallelBeamCT, y: torch.Tensor, noise_level: float, tv_iter: int) -> dict:
     """Run the three methods on a batch of sinograms; returns {method: (x, seconds)}."""
-    out = {}
-    t = time.perf_counter()
-    out["FBP"] = (recon.fbp(physics, y)[0], time.perf_counter() - t)
-    t = time.perf_counter()
-    out["Tikhonov"] = (recon.tikhonov(physics, y, noise_level=noise_level)[0], time.perf_counter() - t)
-    t = time.perf_counter()
-    out["TV"] = (recon.tv(physics, y, noise_level=noise_level, max_iter=tv_iter, tol=TV_TOL)[0], time.perf_counter() - t)
-    return out
-
-
-#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
-SUMMARY = {
-    "modality": "CT, 2D parallel beam", "methods": METHODS, "metric": "psnr_mean", "metric_label": "PSNR (dB)",
-    "setting": ("noise",), "paper": "paper_psnr",
-}  # fmt: skip
+    runs = {
+        "FBP": lambda: recon.fbp(physics, y)[0],
+        "Tikhonov": lambda: recon.tikhonov(physics, y, noise_level=noise_level)[0],
+        "TV": lambda: recon.tv(physics, y, noise_level=noise_level, max_iter=tv_iter, tol=TV_TOL)[0],
+    }
+    return {name: timed(run) for name, run in runs.items()}
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small setting that runs in under a minute")
-    ap.add_argument("--out", type=Path, default=Path("out/ct_classical"), help="output folder")
+    ap = parser(__doc__, "ct_classical", "small setting that runs in under a minute")
     # numba is the default here: on the 2-core CPU it measured 13 ms per A + A^T at 256^2 / 120
     # views against astra CPU's 40 ms (same Joseph discretisation, sinograms equal to 3e-5).
     ap.add_argument("--backend", default="numba", help="CT backend: numba (default) or astra")
@@ -111,10 +102,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def write_tables(rows: list[dict], cfg: dict, args: argparse.Namespace) -> None:
     """Markdown and CSV tables: ours (mean +- std over the test images) beside the paper's."""
-    with open(args.out / "table.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, args.out / "table.csv")
     lines = [
         f"# Classical CT reconstructions ({'quick' if args.quick else 'full'} setting)",
         "",
@@ -122,16 +110,12 @@ def write_tables(rows: list[dict], cfg: dict, args: argparse.Namespace) -> None:
         f"images, {cfg['n_views']} views over [0, 179] deg, {cfg['n_det']} bins, backend {args.backend}. "
         "Tikhonov and TV: discrepancy principle, tau = 1.01. Paper: one COULE test image.",
         "",
-        "| noise | method | PSNR (dB) | SSIM | paper PSNR | paper SSIM | time (s) |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['noise']:.0%} | {r['method']} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | "
-            f"{r['ssim_mean']:.3f} ± {r['ssim_std']:.3f} | {r['paper_psnr']:.2f} | {r['paper_ssim']:.2f} | "
-            f"{r['seconds']:.1f} |"
-        )
-    (args.out / "table.md").write_text("\n".join(lines) + "\n")
+    header = ("noise", "method", "PSNR (dB)", "SSIM", "paper PSNR", "paper SSIM", "time (s)")
+    cells = [(f"{r['noise']:.0%}", r["method"], f"{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f}",
+              f"{r['ssim_mean']:.3f} ± {r['ssim_std']:.3f}", f"{r['paper_psnr']:.2f}", f"{r['paper_ssim']:.2f}",
+              f"{r['seconds']:.1f}") for r in rows]  # fmt: skip
+    write_markdown(args.out / "table.md", lines + table_lines(header, cells))
 
 
 def write_figure(x_true: torch.Tensor, shown: dict, path: Path) -> None:
@@ -147,9 +131,7 @@ def write_figure(x_true: torch.Tensor, shown: dict, path: Path) -> None:
             ax.set_title(f"{m}: {float(psnr(recs[m], x_true, 1.0)[0]):.2f} dB")
         for ax in row:
             ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 if __name__ == "__main__":

@@ -19,25 +19,28 @@ Writes ``<out>/table.md``, ``table.csv``, ``frames.png`` (selected frames) and `
 (the middle image row over time).
 
 Usage:
-    python demos/ct_dynamic_red_psm.py                # 128x128, P = 128, 201 outer iterations (about 10 min on 2 cores)
-    python demos/ct_dynamic_red_psm.py --frames 64    # 128x128, P = 64
-    python demos/ct_dynamic_red_psm.py --quick        # 64x64, P = 32 (under 3 min)
-    python demos/ct_dynamic_red_psm.py --tune         # the sweeps behind the weights (tuning seed 5000)
+    python -m demos.ct_dynamic_red_psm                # 128x128, P = 128, 201 outer iterations (about 10 min on 2 cores)
+    python -m demos.ct_dynamic_red_psm --frames 64    # 128x128, P = 64
+    python -m demos.ct_dynamic_red_psm --quick        # 64x64, P = 32 (under 3 min)
+    python -m demos.ct_dynamic_red_psm --tune         # the sweeps behind the weights (tuning seed 5000)
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import torch
 
 import recon
-from dynamic_report import run_methods, sweep, write_report
+from demos.common import frame_metrics, frames_of, parser, run_frame_methods, write_frame_report
 from operators import DynamicCT
 from recon.methods.red_psm import BETA
 from recon.methods.red_psm import LAM as LAM_RED
 from recon.phantoms import TEST_SEEDS, dynamic_object
+
+#: the lines the runner (``python -m demos``) prints for this demo
+SUMMARY = {
+    "modality": "dynamic CT, one view per frame", "methods": ("RED-PSM", "PSM-TV"), "metric": "psnr",
+    "metric_label": "PSNR (dB)", "setting": (), "paper": "RED-PSM > PSM-TV > PSM; ~1-3 dB over TD-DIP [unverified]",
+}  # fmt: skip
 
 #: PSM-TV weight in normalised units (frames of order one), from the ``--tune`` sweeps on seed TUNE_SEED
 #: at 64x64, P = 32 (PSNR there: PSM-TV 22.0 dB at 0.03, RED-PSM 24.9 dB at beta 3 for lambda 1-10,
@@ -69,8 +72,24 @@ def runs(physics: DynamicCT, y: torch.Tensor, cfg: dict) -> dict:
         "window": lambda: recon.sliding_window_fbp(physics, y),
         "PSM": lambda: recon.psm(physics, y, beta=BETA, n_iter=cfg["n_iter"]),
         "PSM-TV": lambda: recon.psm(physics, y, prior="tv", lam=LAM_TV, beta=BETA, n_iter=cfg["n_iter"]),
-        "RED-PSM": lambda: recon.red_psm(physics, y, denoiser="ct_dncnn", lam=LAM_RED, beta=BETA, n_iter=cfg["n_iter"]),
+        "RED-PSM": lambda: recon.red_psm(physics, y, prior="ct_dncnn", lam=LAM_RED, beta=BETA, n_iter=cfg["n_iter"]),
     }
+
+
+def sweep(physics, y: torch.Tensor, truth: torch.Tensor, beta: float, tv_lams, red_lams, n_iter: int) -> None:
+    """Print the PSNR of PSM, PSM-TV and RED-PSM over lambda (for ``--tune`` on a tuning seed; picks nothing).
+
+    Shared with ``demos/mri_dynamic_red_psm.py``.
+    """
+
+    def report(name: str, x: torch.Tensor) -> None:
+        print(f"{name}: {frame_metrics(frames_of(x), truth)['psnr']:.2f} dB", flush=True)
+
+    report(f"PSM     beta {beta:g}", recon.psm(physics, y, beta=beta, n_iter=n_iter)[0])
+    for lam in tv_lams:
+        report(f"PSM-TV  beta {beta:g} lam {lam:g}", recon.psm(physics, y, prior="tv", lam=lam, beta=beta, n_iter=n_iter)[0])
+    for lam in red_lams:
+        report(f"RED-PSM beta {beta:g} lam {lam:g}", recon.red_psm(physics, y, lam=lam, beta=beta, n_iter=n_iter)[0])
 
 
 def tune(cfg: dict) -> None:
@@ -80,19 +99,10 @@ def tune(cfg: dict) -> None:
         sweep(physics, y, truth, beta, (0.003, 0.03, 0.3), (0.1, 1.0, 10.0), cfg["n_iter"])
 
 
-#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
-SUMMARY = {
-    "modality": "dynamic CT, one view per frame", "methods": ("RED-PSM", "PSM-TV"), "metric": "psnr",
-    "metric_label": "PSNR (dB)", "setting": (), "paper": "RED-PSM > PSM-TV > PSM; ~1-3 dB over TD-DIP [unverified]",
-}  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="64x64, P = 32 (under 3 minutes)")
+    ap = parser(__doc__, "ct_dynamic_red_psm", "64x64, P = 32 (under 3 minutes)",
+                tune="print the weight sweeps on the tuning seed and exit")  # fmt: skip
     ap.add_argument("--frames", type=int, choices=(32, 64, 128, 256), help="number of frames P (default 128; quick 32)")
-    ap.add_argument("--out", type=Path, default=Path("out/ct_dynamic_red_psm"), help="output folder")
-    ap.add_argument("--tune", action="store_true", help="print the weight sweeps on the tuning seed and exit")
     args = ap.parse_args(argv)
     cfg = config(args.quick, args.frames)
     if args.tune:
@@ -101,7 +111,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args.out.mkdir(parents=True, exist_ok=True)
     physics, y, truth = scan(cfg, TEST_SEEDS[0])
     print(f"dynamic CT {cfg['size']}x{cfg['size']}, P = {cfg['frames']}, one view per frame", flush=True)
-    rows, frames = run_methods(runs(physics, y, cfg), truth)
+    rows, frames = run_frame_methods(runs(physics, y, cfg), truth)
     note = (
         f"{cfg['size']}x{cfg['size']} COULE-like object deformed over time (seed {TEST_SEEDS[0]}), P = {cfg['frames']} "
         f"frames, one parallel view per frame ({physics.n_detectors} bins, bit-reversal angles), noise std "
@@ -109,7 +119,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"{cfg['n_iter']} outer iterations of 25 Adam steps; PSM-TV lambda = {LAM_TV:g}, RED-PSM lambda = {LAM_RED:g} "
         "(normalised units). Window: FBP of 32 neighbouring views."
     )
-    write_report(rows, frames, truth, f"RED-PSM, dynamic CT ({'quick' if args.quick else 'full'} setting)", note, args.out)
+    write_frame_report(rows, frames, truth, f"RED-PSM, dynamic CT ({'quick' if args.quick else 'full'} setting)", note, args.out)
     return rows
 
 

@@ -14,29 +14,31 @@ Writes ``<out>/table.md``, ``table.csv``, ``figure.png`` (nine reconstructions o
 error maps) and ``noise_sweep.png``; prints the table.
 
 Usage:
-    python demos/ct_graphla.py --quick   # 128x128, 3 images (about 3 minutes on 2 cores)
-    python demos/ct_graphla.py           # 256x256, 10 images (about 80 minutes on 2 cores; run it alone)
+    python -m demos.ct_graphla --quick   # 128x128, 3 images (about 3 minutes on 2 cores)
+    python -m demos.ct_graphla           # 256x256, 10 images (about 80 minutes on 2 cores; run it alone)
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import time
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import recon
+from demos.common import parser, save_figure, table_lines, write_csv, write_markdown
+from operators.ct import ct_geometry
+from recon.metrics import psnr, ssim
+from recon.noise import add_relative_noise
+from recon.phantoms import TEST_SEEDS, coule_like_batch
 
-import recon  # noqa: E402
-from denoisers.train import ct_geometry  # noqa: E402
-from recon.metrics import psnr, ssim  # noqa: E402
-from recon.noise import add_relative_noise  # noqa: E402
-from recon.phantoms import TEST_SEEDS, coule_like_batch  # noqa: E402
+#: the lines the runner (``python -m demos``) prints for this demo
+SUMMARY = {
+    "modality": "CT, 2D parallel beam", "methods": ("La+FBP", "La+Tik", "La+TV", "La+Net"), "metric": "psnr_mean",
+    "metric_label": "PSNR (dB)", "setting": ("noise",), "paper": "paper_psnr",
+}  # fmt: skip
 
 PSIS = ("FBP", "Tik", "TV", "Net")
 METHODS = PSIS + tuple(f"La+{p}" for p in PSIS) + ("La+True",)
@@ -64,25 +66,15 @@ def reconstruct_all(physics, y: torch.Tensor, x_true: torch.Tensor, nl: float, i
         "Tik": recon.tikhonov(physics, y, noise_level=nl)[0],
         "TV": recon.tv(physics, y, noise_level=nl, max_iter=iters, tol=2e-4)[0],
     }
-    psi["Net"] = recon.methods.graphla.preliminary(physics, y, "net", nl, None)
+    psi["Net"] = recon.methods.graphla.preliminary(physics, y, "net", noise_level=nl)
     out = dict(psi)
     for name, image in list(psi.items()) + [("True", x_true)]:
         out[f"La+{name}"] = recon.graphla(physics, y, psi=image, noise_level=nl, max_iter=iters)[0]
     return out
 
 
-#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
-SUMMARY = {
-    "modality": "CT, 2D parallel beam", "methods": ("La+FBP", "La+Tik", "La+TV", "La+Net"), "metric": "psnr_mean",
-    "metric_label": "PSNR (dB)", "setting": ("noise",), "paper": "paper_psnr",
-}  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="128x128, 3 images, 400 iterations, 3 sweep levels")
-    ap.add_argument("--out", type=Path, default=Path("out/ct_graphla"), help="output folder")
-    args = ap.parse_args(argv)
+    args = parser(__doc__, "ct_graphla", "128x128, 3 images, 400 iterations, 3 sweep levels").parse_args(argv)
     cfg = setting(args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
     physics = ct_geometry(cfg["size"])
@@ -115,25 +107,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def write_tables(rows: list[dict], cfg: dict, out: Path) -> str:
     """CSV and Markdown tables (ours: mean +- std over the test images; paper: one image)."""
-    with open(out / "table.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    lines = [
-        f"# graphLa+Psi on {cfg['n_images']} COULE-like images, {cfg['size']}x{cfg['size']}, 120 views "
-        f"(PDHG budget {cfg['iters']} iterations)",
-        "",
-        "| noise | method | PSNR (dB) | SSIM | paper PSNR | paper SSIM |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['noise']:.0%} | {r['method']} | {r['psnr_mean']:.2f} ± {r['psnr_std']:.2f} | "
-        f"{r['ssim_mean']:.3f} ± {r['ssim_std']:.3f} | {r['paper_psnr']:.2f} | {r['paper_ssim']:.3f} |"
-        for r in rows
-    ]
-    text = "\n".join(lines) + "\n"
-    (out / "table.md").write_text(text)
-    return text
+    write_csv(rows, out / "table.csv")
+    title = (f"# graphLa+Psi on {cfg['n_images']} COULE-like images, {cfg['size']}x{cfg['size']}, 120 views "
+             f"(PDHG budget {cfg['iters']} iterations)")  # fmt: skip
+    header = ("noise", "method", "PSNR (dB)", "SSIM", "paper PSNR", "paper SSIM")
+    cells = [(f"{r['noise']:.0%}", r["method"], f"{r['psnr_mean']:.2f} ± {r['psnr_std']:.2f}",
+              f"{r['ssim_mean']:.3f} ± {r['ssim_std']:.3f}", f"{r['paper_psnr']:.2f}", f"{r['paper_ssim']:.3f}") for r in rows]  # fmt: skip
+    return write_markdown(out / "table.md", [title, "", *table_lines(header, cells)])
 
 
 def write_figure(x_true: torch.Tensor, recs: dict, path: Path) -> None:
@@ -147,9 +127,7 @@ def write_figure(x_true: torch.Tensor, recs: dict, path: Path) -> None:
         axes[1, j].set_title("|error| (0-0.3)", fontsize=8)
     for ax in axes.ravel():
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 def noise_sweep(levels: tuple[float, ...], iters: int) -> dict:
@@ -178,9 +156,7 @@ def write_sweep(levels: tuple[float, ...], curves: dict, path: Path) -> None:
     ax.set_title("graphLa+Psi noise sweep (128x128, one COULE-like image)")
     ax.grid(alpha=0.3)
     ax.legend(ncol=2, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 if __name__ == "__main__":

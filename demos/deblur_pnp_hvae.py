@@ -2,10 +2,10 @@ r"""PnP-HVAE: deblurring and inpainting with a hierarchical VAE prior, against P
 
 After Prost, Houdard, Almansa and Papadakis ("Inverse problem regularization with hierarchical
 variational autoencoders", ICCV 2023), with the small HVAE trained here (``hvae``,
-``python -m denoisers.train hvae``) in place of the paper's VDVAE.
+``python -m recon.training hvae``) in place of the paper's VDVAE.
 
 Images: the four scikit-image pictures the HVAE (and the DnCNN) never saw in training,
-:data:`denoisers.train.HVAE_HELD_OUT_IMAGES` (camera, astronaut, moon, coins), gray, in [0, 1]: the
+:data:`recon.training.data.HVAE_HELD_OUT_IMAGES` (camera, astronaut, moon, coins), gray, in [0, 1]: the
 central 128x128 crop of the 256x256 anti-aliased resize of the central square
 (``deblur_sobolev.load_image(name, 256)``), i.e. a 2x downscale of the 512-pixel pictures (1.2x for
 coins), inside the range of scales the HVAE was trained on (downscales by 1 to 2).
@@ -24,7 +24,7 @@ Methods:
   linearly over the levels, 50 iterations for deblurring and 100 for inpainting, output the
   decoder mean;
 * PnP-ADMM and RED (:mod:`recon.methods.pnp_baselines`) with the blind DnCNN ``dncnn_natural``
-  (``python -m denoisers.train dncnn_natural``), 100 ADMM iterations;
+  (``python -m recon.training dncnn_natural``), 100 ADMM iterations;
 * TV: :math:`\tfrac12\|Ax - y\|^2 + \alpha\,\mathrm{TV}(x)` (isotropic, periodic differences) by
   ADMM, 300 iterations from ``y``, with the exact Fourier x-step for blur and CG for inpainting
   (:func:`recon.sobolev_fit` with ``s = 0``, ``method="tv_admm"``: its L2 + TV). :func:`recon.tv`'s
@@ -48,36 +48,38 @@ Writes ``<out>/table.md``, ``table.csv``, ``images.png`` (first image, one row p
 column per method) and ``curves.png`` (PSNR against iteration, one panel per setting).
 
 Usage:
-    python demos/deblur_pnp_hvae.py --quick   # camera and coins, 3 settings (about a minute on 2 cores)
-    python demos/deblur_pnp_hvae.py           # 4 images, 7 settings (about 5 minutes)
-    python demos/deblur_pnp_hvae.py --tune    # print the baselines' hyperparameters for TUNED
-    python demos/deblur_pnp_hvae.py --quick --weights-dir DIR   # hvae / dncnn_natural weights from DIR
+    python -m demos.deblur_pnp_hvae --quick   # camera and coins, 3 settings (about a minute on 2 cores)
+    python -m demos.deblur_pnp_hvae           # 4 images, 7 settings (about 5 minutes)
+    python -m demos.deblur_pnp_hvae --tune    # print the baselines' hyperparameters for TUNED
+    python -m demos.deblur_pnp_hvae --quick --weights-dir DIR   # hvae / dncnn_natural weights from DIR
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from deepinv.physics import Inpainting, LinearPhysics
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from deblur_sobolev import TUNE_SEED, blur_operator, load_image  # noqa: E402
-from deepinv.physics import Inpainting, LinearPhysics  # noqa: E402
+import recon
+from demos.common import hill_climb, parser, save_figure, table_lines, timed, write_csv, write_markdown
+from demos.deblur_sobolev import TUNE_SEED, blur_operator, load_image
+from recon.training.data import HVAE_HELD_OUT_IMAGES
+from denoisers.zoo import WEIGHTS_DIR, load
+from recon.methods.pnp_baselines import pnp_admm, red, wiener
+from recon.metrics import psnr, ssim
+from recon.phantoms import TEST_SEEDS
+from recon.result import ReconInfo
 
-import recon  # noqa: E402
-from denoisers.train import HVAE_HELD_OUT_IMAGES  # noqa: E402
-from denoisers.zoo import WEIGHTS_DIR, load  # noqa: E402
-from recon.methods.pnp_baselines import pnp_admm, red, wiener  # noqa: E402
-from recon.metrics import psnr, ssim  # noqa: E402
-from recon.phantoms import TEST_SEEDS  # noqa: E402
+#: the lines the runner (``python -m demos``) prints for this demo
+SUMMARY = {
+    "modality": "deblurring / inpainting", "methods": ("PnP-HVAE", "PnP-ADMM (DnCNN)"), "metric": "psnr",
+    "metric_label": "PSNR (dB)", "setting": ("setting",), "paper": "close to DPIR / GS-PnP [unverified]",
+}  # fmt: skip
 
 SIZE = 128
 #: (operator, noise std x 255) of the full run; the quick run takes QUICK_SETTINGS
@@ -135,23 +137,29 @@ def methods_of(kind: str) -> tuple[str, ...]:
 
 
 def reconstruct(
-    method: str, kind: str, physics: LinearPhysics, y: torch.Tensor, sigma: float, param: float | None, models: dict,
+    method: str, kind: str, physics: LinearPhysics, y: torch.Tensor, noise_std: float, param: float | None, models: dict,
     reference: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict]:  # fmt: skip
+) -> tuple[torch.Tensor, ReconInfo]:  # fmt: skip
     """One method on one setting's data; ``param`` is the baseline's tuned hyperparameter (GRIDS)."""
     common = {"progress": False, "reference": reference}
     if method == "observed":
-        return y, {}
+        return y, ReconInfo()
     if method == "PnP-HVAE":
         n_iter = ITERS["hvae_inpainting" if kind == "inpainting" else "hvae"]
-        return recon.pnp_hvae(physics, y, sigma=sigma, model=models["hvae"], max_iter=n_iter, **common)
+        return recon.pnp_hvae(physics, y, noise_std=noise_std, model=models["hvae"], max_iter=n_iter, **common)
     if method == "PnP-ADMM (DnCNN)":
-        return pnp_admm(physics, y, models["dncnn"], sigma=sigma, denoiser_sigma=param, max_iter=ITERS["admm"], **common)
+        return pnp_admm(
+            physics, y, prior=models["dncnn"], noise_std=noise_std, denoiser_sigma=param, max_iter=ITERS["admm"], **common
+        )
     if method == "RED (DnCNN)":
-        return red(physics, y, models["dncnn"], sigma=sigma, lam=param, max_iter=ITERS["admm"], **common)
+        # the DnCNN is blind: denoiser_sigma (its strength) is not used
+        return red(
+            physics, y, prior=models["dncnn"], noise_std=noise_std, lam=param, denoiser_sigma=noise_std,
+            max_iter=ITERS["admm"], **common,
+        )  # fmt: skip
     if method == "TV":
         return recon.sobolev_fit(physics, y, s=0.0, method="tv_admm", lam=param, max_iter=ITERS["tv"], x0=y, **common)
-    return wiener(physics, y, sigma=sigma, signal_power=param)
+    return wiener(physics, y, noise_std=noise_std, signal_power=param)
 
 
 def score(x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,27 +169,11 @@ def score(x_hat: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 
 def _mean_psnr(
-    method: str, kind: str, physics: LinearPhysics, y: torch.Tensor, sigma: float, models: dict, x: torch.Tensor, param: float
+    method: str, kind: str, physics: LinearPhysics, y: torch.Tensor, noise_std: float, models: dict, x: torch.Tensor,
+    param: float,
 ) -> float:
     """Mean PSNR over the images of ``method`` at hyperparameter ``param`` (the tuning objective)."""
-    return float(score(reconstruct(method, kind, physics, y, sigma, param, models)[0], x)[0].mean())
-
-
-def hill_climb(grid: tuple[float, ...], objective: Callable[[float], float]) -> tuple[float, dict[float, float]]:
-    """Maximise ``objective`` over ``grid`` by steps to the better neighbour, from the grid's middle; (best, tried)."""
-    tried: dict[float, float] = {}
-
-    def value(i: int) -> float:
-        if grid[i] not in tried:
-            tried[grid[i]] = objective(grid[i])
-        return tried[grid[i]]
-
-    i = len(grid) // 2
-    while True:
-        better = [j for j in (i - 1, i + 1) if 0 <= j < len(grid) and value(j) > value(i)]
-        if not better:
-            return grid[i], tried
-        i = max(better, key=value)
+    return float(score(reconstruct(method, kind, physics, y, noise_std, param, models)[0], x)[0].mean())
 
 
 def tune(settings: tuple, models: dict) -> dict:
@@ -205,38 +197,27 @@ def run_setting(kind: str, s255: float, x: torch.Tensor, models: dict) -> tuple[
     rows, outputs, curves = [], {}, {}
     for method in methods_of(kind):
         param = TUNED[(kind, s255)].get(method)
-        t0 = time.perf_counter()
-        x_hat, info = reconstruct(method, kind, physics, y, s255 / 255, param, models, reference=x)
-        seconds = time.perf_counter() - t0
+        (x_hat, info), seconds = timed(lambda: reconstruct(method, kind, physics, y, s255 / 255, param, models, reference=x))  # noqa: B023
         p, q = score(x_hat, x)
         outputs[method] = x_hat
-        if "history" in info:
-            curves[method] = info["history"].psnr
+        if info.history.psnr:
+            curves[method] = info.history.psnr
         param_text = "" if param is None else f"{GRIDS[method][0]} = {param:.2e}"
         rows.append({
             "setting": label(kind, s255), "method": method, "psnr": float(p.mean()), "ssim": float(q.mean()),
-            "iterations": info.get("iterations", 0), "seconds": round(seconds, 2), "params": param_text,
+            "iterations": info.n_iter, "seconds": round(seconds, 2), "params": param_text,
         })  # fmt: skip
     return rows, outputs, curves
 
 
-def write_tables(rows: list[dict], out: Path, n_images: int) -> None:
-    with open(out / "table.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = [
-        f"Mean over {n_images} images (128x128, outputs clipped to [0, 1]); noise std in units of 1/255.",
-        "",
-        "| setting | method | PSNR (dB) | SSIM | iterations | time (s) | hyperparameter |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['setting']} | {r['method']} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['iterations']} | {r['seconds']:.1f} | "
-        f"{r['params']} |"
-        for r in rows
-    ]
-    (out / "table.md").write_text("\n".join(lines) + "\n")
+def write_tables(rows: list[dict], out: Path, n_images: int) -> str:
+    """CSV and Markdown tables: PSNR, SSIM, iterations, time and the tuned hyperparameter per setting and method; the Markdown."""
+    write_csv(rows, out / "table.csv")
+    header = ("setting", "method", "PSNR (dB)", "SSIM", "iterations", "time (s)", "hyperparameter")
+    cells = [(r["setting"], r["method"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}", r["iterations"], f"{r['seconds']:.1f}",
+              r["params"]) for r in rows]  # fmt: skip
+    title = f"Mean over {n_images} images (128x128, outputs clipped to [0, 1]); noise std in units of 1/255."
+    return write_markdown(out / "table.md", [title, "", *table_lines(header, cells)])
 
 
 def plot_images(x: torch.Tensor, outputs: dict, out: Path) -> None:
@@ -253,9 +234,7 @@ def plot_images(x: torch.Tensor, outputs: dict, out: Path) -> None:
             ax.imshow(img[0, 0].clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
             ax.set_title(title, fontsize=7)
         row[0].text(-0.1, 0.5, setting, transform=row[0].transAxes, rotation=90, va="center", ha="right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "images.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "images.png", dpi=100)
 
 
 def plot_curves(curves: dict, out: Path) -> None:
@@ -275,29 +254,20 @@ def plot_curves(curves: dict, out: Path) -> None:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("PSNR against iteration (solver histories with the truth as reference; report only)")
-    fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=100)
-    plt.close(fig)
-
-
-#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
-SUMMARY = {
-    "modality": "deblurring / inpainting", "methods": ("PnP-HVAE", "PnP-ADMM (DnCNN)"), "metric": "psnr",
-    "metric_label": "PSNR (dB)", "setting": ("setting",), "paper": "close to DPIR / GS-PnP [unverified]",
-}  # fmt: skip
+    save_figure(fig, out / "curves.png", dpi=100)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="camera and coins, 3 settings (about a minute)")
-    ap.add_argument("--out", type=Path, default=Path("out/deblur_pnp_hvae"), help="output folder")
-    ap.add_argument("--tune", action="store_true", help="print the baselines' hyperparameters on the tuning images and exit")
+    ap = parser(__doc__, "deblur_pnp_hvae", "camera and coins, 3 settings (about a minute)",
+                tune="print the baselines' hyperparameters on the tuning images and exit")  # fmt: skip
     ap.add_argument(
         "--weights-dir", dest="weights_dir", type=Path, default=WEIGHTS_DIR, help="folder of hvae and dncnn_natural .pt/.json"
     )
     args = ap.parse_args(argv)
     settings = QUICK_SETTINGS if args.quick else SETTINGS
-    models = {"hvae": load("hvae", weights_dir=args.weights_dir), "dncnn": load("dncnn_natural", weights_dir=args.weights_dir)}
+    dncnn = load("dncnn_natural", weights_dir=args.weights_dir)
+    # the blind DnCNN as a denoiser D(x, sigma) of the prior protocol (sigma unused)
+    models = {"hvae": load("hvae", weights_dir=args.weights_dir), "dncnn": lambda x, sigma: dncnn(x)}
     if args.tune:
         best = tune(settings, models)
         print("TUNED = {")
@@ -316,10 +286,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         best = max(setting_rows, key=lambda r: r["psnr"])
         elapsed = time.perf_counter() - t0
         print(f"[{elapsed:6.1f} s] {label(kind, s255)} done (best: {best['method']} {best['psnr']:.2f} dB)", flush=True)
-    write_tables(rows, args.out, len(names))
+    print(write_tables(rows, args.out, len(names)))
     plot_images(x, outputs, args.out)
     plot_curves(curves, args.out)
-    print((args.out / "table.md").read_text())
     print(f"total {time.perf_counter() - t0:.0f} s; outputs in {args.out}")
     return rows
 

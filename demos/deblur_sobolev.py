@@ -27,35 +27,38 @@ Writes ``<out>/table.md``, ``table.csv``, ``curves.png`` (PSNR against iteration
 panel per operator and noise level, the discrepancy stops marked) and ``images.png``.
 
 Usage:
-    python demos/deblur_sobolev.py --quick   # 128x128, 2 images, 300 GD iterations (77 s on 2 cores)
-    python demos/deblur_sobolev.py           # 256x256, 5 images, 1000 GD iterations (19 min on 2 cores
+    python -m demos.deblur_sobolev --quick   # 128x128, 2 images, 300 GD iterations (77 s on 2 cores)
+    python -m demos.deblur_sobolev           # 256x256, 5 images, 1000 GD iterations (19 min on 2 cores
                                              # shared with another job, 2026-11-28)
-    python demos/deblur_sobolev.py --tune    # the TV weight sweeps behind TV_LAMBDA (add --quick for 128)
+    python -m demos.deblur_sobolev --tune    # the TV weight sweeps behind TV_LAMBDA (add --quick for 128)
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import math
 import time
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from deepinv.physics import BlurFFT
+from deepinv.physics.functional.blur import gaussian_blur
+from deepinv.physics.generator import MotionBlurGenerator
+from skimage import color, data, transform
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from deepinv.physics import BlurFFT  # noqa: E402
-from deepinv.physics.functional.blur import gaussian_blur  # noqa: E402
-from deepinv.physics.generator import MotionBlurGenerator  # noqa: E402
-from skimage import color, data, transform  # noqa: E402
+import recon
+from demos.common import hill_climb, parser, save_figure, table_lines, write_csv, write_markdown
+from recon.metrics import psnr
+from recon.noise import add_relative_noise
+from recon.phantoms import TEST_SEEDS, coule_like
 
-import recon  # noqa: E402
-from recon.metrics import psnr  # noqa: E402
-from recon.noise import add_relative_noise  # noqa: E402
-from recon.phantoms import TEST_SEEDS, coule_like  # noqa: E402
+#: the lines the runner (``python -m demos``) prints for this demo
+SUMMARY = {
+    "modality": "deblurring, implicit H^s regularization", "methods": ("GD s=-1", "GD s=0"), "metric": "stop_psnr",
+    "metric_label": "PSNR at discrepancy stop (dB)", "setting": ("setting",),
+    "paper": "best s < 0 for white noise [unverified]",
+}  # fmt: skip
 
 S_VALUES = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0)
 NOISE_LEVELS = (0.02, 0.05, 0.10)
@@ -68,31 +71,18 @@ TV_S = (0.0, -1.0)
 #: TV weights tried by ``--tune`` on the tuning images: 10^-5 to 10^-1 in half decades
 LAMBDA_GRID = tuple(float(10.0**e) for e in np.arange(-5.0, -0.9, 0.5))
 DTYPE = torch.float32
-#: TV weights per image size and (operator, noise level, s), from ``--tune`` (``--quick`` for 128)
-#: on the tuning images, 2026-11-28
+#: TV weights per (operator, noise level, s) and image size, from ``--tune`` (``--quick`` for 128) on
+#: the tuning images, 2026-11-28
 TV_LAMBDA = {
-    128: {
-        ("identity", 0.02, 0.0): 1.0e-02, ("identity", 0.02, -1.0): 3.2e-04,
-        ("identity", 0.05, 0.0): 3.2e-02, ("identity", 0.05, -1.0): 1.0e-03,
-        ("identity", 0.1, 0.0): 3.2e-02, ("identity", 0.1, -1.0): 3.2e-03,
-        ("gaussian", 0.02, 0.0): 1.0e-03, ("gaussian", 0.02, -1.0): 3.2e-05,
-        ("gaussian", 0.05, 0.0): 3.2e-03, ("gaussian", 0.05, -1.0): 3.2e-04,
-        ("gaussian", 0.1, 0.0): 1.0e-02, ("gaussian", 0.1, -1.0): 3.2e-03,
-        ("motion", 0.02, 0.0): 3.2e-03, ("motion", 0.02, -1.0): 1.0e-04,
-        ("motion", 0.05, 0.0): 1.0e-02, ("motion", 0.05, -1.0): 3.2e-04,
-        ("motion", 0.1, 0.0): 3.2e-02, ("motion", 0.1, -1.0): 1.0e-03,
-    },
-    256: {
-        ("identity", 0.02, 0.0): 1.0e-02, ("identity", 0.02, -1.0): 1.0e-04,
-        ("identity", 0.05, 0.0): 3.2e-02, ("identity", 0.05, -1.0): 3.2e-04,
-        ("identity", 0.1, 0.0): 3.2e-02, ("identity", 0.1, -1.0): 1.0e-03,
-        ("gaussian", 0.02, 0.0): 1.0e-03, ("gaussian", 0.02, -1.0): 3.2e-05,
-        ("gaussian", 0.05, 0.0): 3.2e-03, ("gaussian", 0.05, -1.0): 3.2e-04,
-        ("gaussian", 0.1, 0.0): 1.0e-02, ("gaussian", 0.1, -1.0): 1.0e-03,
-        ("motion", 0.02, 0.0): 3.2e-03, ("motion", 0.02, -1.0): 3.2e-05,
-        ("motion", 0.05, 0.0): 1.0e-02, ("motion", 0.05, -1.0): 3.2e-04,
-        ("motion", 0.1, 0.0): 3.2e-02, ("motion", 0.1, -1.0): 1.0e-03,
-    },
+    ("identity", 0.02, 0.0): {128: 1.0e-02, 256: 1.0e-02}, ("identity", 0.02, -1.0): {128: 3.2e-04, 256: 1.0e-04},
+    ("identity", 0.05, 0.0): {128: 3.2e-02, 256: 3.2e-02}, ("identity", 0.05, -1.0): {128: 1.0e-03, 256: 3.2e-04},
+    ("identity", 0.1, 0.0): {128: 3.2e-02, 256: 3.2e-02}, ("identity", 0.1, -1.0): {128: 3.2e-03, 256: 1.0e-03},
+    ("gaussian", 0.02, 0.0): {128: 1.0e-03, 256: 1.0e-03}, ("gaussian", 0.02, -1.0): {128: 3.2e-05, 256: 3.2e-05},
+    ("gaussian", 0.05, 0.0): {128: 3.2e-03, 256: 3.2e-03}, ("gaussian", 0.05, -1.0): {128: 3.2e-04, 256: 3.2e-04},
+    ("gaussian", 0.1, 0.0): {128: 1.0e-02, 256: 1.0e-02}, ("gaussian", 0.1, -1.0): {128: 3.2e-03, 256: 1.0e-03},
+    ("motion", 0.02, 0.0): {128: 3.2e-03, 256: 3.2e-03}, ("motion", 0.02, -1.0): {128: 1.0e-04, 256: 3.2e-05},
+    ("motion", 0.05, 0.0): {128: 1.0e-02, 256: 1.0e-02}, ("motion", 0.05, -1.0): {128: 3.2e-04, 256: 3.2e-04},
+    ("motion", 0.1, 0.0): {128: 3.2e-02, 256: 3.2e-02}, ("motion", 0.1, -1.0): {128: 1.0e-03, 256: 1.0e-03},
 }
 
 
@@ -140,7 +130,7 @@ def curves(physics: BlurFFT, y: torch.Tensor, x: torch.Tensor, s: float, method:
         physics, y, s=s, method=method, scale=SCALE, noise_level=nl, tau=TAU, early_stop=False,
         max_iter=n_iter, callback=lambda it, u: rows.append(psnr(u, x, 1.0)), progress=False,
     )
-    return torch.stack(rows).numpy(), info["discrepancy_iteration"].numpy()
+    return torch.stack(rows).numpy(), info.extra["discrepancy_iteration"].numpy()
 
 
 def implicit_rows(label: str, method: str, psnrs: np.ndarray, stops: np.ndarray, s: float) -> dict:
@@ -172,22 +162,10 @@ def tune(size: int, n_iter: int) -> dict:
         for nl in NOISE_LEVELS:
             y = add_relative_noise(physics.A(x), nl, seed=TUNE_SEED)
             for s in TV_S:
-                scores: dict[int, float] = {}
-
-                def score(i: int) -> float:
-                    if i not in scores:
-                        scores[i] = float(psnr(tv_fit(physics, y, s, LAMBDA_GRID[i], n_iter), x, 1.0).mean())
-                    return scores[i]
-
-                i = len(LAMBDA_GRID) // 2
-                while True:
-                    better = [j for j in (i - 1, i + 1) if 0 <= j < len(LAMBDA_GRID) and score(j) > score(i)]
-                    if not better:
-                        break
-                    i = max(better, key=score)
-                best[(kind, nl, s)] = LAMBDA_GRID[i]
-                tried = " ".join(f"{LAMBDA_GRID[j]:.1e}: {v:.2f}" for j, v in sorted(scores.items()))
-                print(f"{kind} {nl:g} s={s:g}: {tried}", flush=True)
+                objective = lambda lam: float(psnr(tv_fit(physics, y, s, lam, n_iter), x, 1.0).mean())  # noqa: B023, E731
+                best[(kind, nl, s)], tried = hill_climb(LAMBDA_GRID, objective)
+                tried_text = " ".join(f"{lam:.1e}: {v:.2f}" for lam, v in sorted(tried.items()))
+                print(f"{kind} {nl:g} s={s:g}: {tried_text}", flush=True)
     return best
 
 
@@ -219,9 +197,7 @@ def plot_curves(all_curves: dict, out: Path) -> None:
                 ax.set_ylabel("mean PSNR (dB)")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("H^s misfit, gradient descent: PSNR against iteration (dots: discrepancy-principle stop)")
-    fig.tight_layout()
-    fig.savefig(out / "curves.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "curves.png", dpi=110)
 
 
 def plot_images(panels: list[tuple[str, torch.Tensor]], out: Path) -> None:
@@ -230,32 +206,23 @@ def plot_images(panels: list[tuple[str, torch.Tensor]], out: Path) -> None:
         ax.imshow(img.squeeze().clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
         ax.set_title(title, fontsize=8)
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out / "images.png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, out / "images.png", dpi=110)
 
 
-def write_tables(rows: list[dict], out: Path) -> None:
-    keys = list(rows[0])
-    with open(out / "table.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys + ["lam"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = [
-        "| setting | method | best PSNR | best iter | discrepancy iter | PSNR at discrepancy |",
-        "|---|---|---|---|---|---|",
-    ]
+def write_tables(rows: list[dict], out: Path) -> str:
+    """CSV of every row; Markdown (returned): the implicit rows (best PSNR and discrepancy stop), then the TV rows."""
+    write_csv(rows, out / "table.csv")
+    cells = []
     for r in rows:
         if "best_iter" in r:
             flag = f" ({r['best_at_end']} at the end)" if r["best_at_end"] else ""
             reach = "" if r["stop_reached"] == r["n_images"] else f" ({r['n_images'] - r['stop_reached']} not reached)"
-            lines.append(
-                f"| {r['setting']} | {r['method']} | {r['best_psnr']:.2f} | {r['best_iter']:.0f}{flag} | "
-                f"{r['stop_iter']:.0f}{reach} | {r['stop_psnr']:.2f} |"
-            )
+            cells.append((r["setting"], r["method"], f"{r['best_psnr']:.2f}", f"{r['best_iter']:.0f}{flag}",
+                          f"{r['stop_iter']:.0f}{reach}", f"{r['stop_psnr']:.2f}"))  # fmt: skip
         else:
-            lines.append(f"| {r['setting']} | {r['method']} (lambda {r['lam']:.1e}) | {r['best_psnr']:.2f} | - | - | - |")
-    (out / "table.md").write_text("\n".join(lines) + "\n")
+            cells.append((r["setting"], f"{r['method']} (lambda {r['lam']:.1e})", f"{r['best_psnr']:.2f}", "-", "-", "-"))
+    header = ("setting", "method", "best PSNR", "best iter", "discrepancy iter", "PSNR at discrepancy")
+    return write_markdown(out / "table.md", table_lines(header, cells))
 
 
 def showcase(physics: BlurFFT, y: torch.Tensor, x: torch.Tensor, nl: float, tv: dict, label: str) -> list:
@@ -268,24 +235,13 @@ def showcase(physics: BlurFFT, y: torch.Tensor, x: torch.Tensor, nl: float, tv: 
     return [("truth", x[:1])] + [(f"{title}\n{float(psnr(img, x[:1], 1.0)):.2f} dB", img) for title, img in panels]
 
 
-#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
-SUMMARY = {
-    "modality": "deblurring, implicit H^s regularization", "methods": ("GD s=-1", "GD s=0"), "metric": "stop_psnr",
-    "metric_label": "PSNR at discrepancy stop (dB)", "setting": ("setting",),
-    "paper": "best s < 0 for white noise [unverified]",
-}  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="128x128, 2 images, short runs (about a minute)")
-    ap.add_argument("--out", type=Path, default=Path("out/deblur_sobolev"), help="output folder")
-    ap.add_argument("--tune", action="store_true", help="print the TV weight sweeps on the tuning images and exit")
-    args = ap.parse_args(argv)
+    args = parser(__doc__, "deblur_sobolev", "128x128, 2 images, short runs (about a minute)",
+                  tune="print the TV weight sweeps on the tuning images and exit").parse_args(argv)  # fmt: skip
     cfg = setting(args.quick)
     if args.tune:
         best = tune(cfg["size"], cfg["tv_iter"])
-        print(f"{cfg['size']}: {{" + " ".join(f"{k!r}: {v:.1e}," for k, v in best.items()) + "},")
+        print(f"TV_LAMBDA at size {cfg['size']}: " + " ".join(f"{k!r}: {v:.1e}," for k, v in best.items()))
         return []
     args.out.mkdir(parents=True, exist_ok=True)
     x = torch.cat([load_image(name, cfg["size"]) for name in cfg["images"]])
@@ -304,17 +260,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         all_curves[(kind, nl, s)] = (psnrs, stops)
             tv = {}
             for s in TV_S:
-                lam = TV_LAMBDA[cfg["size"]][(kind, nl, s)]
+                lam = TV_LAMBDA[(kind, nl, s)][cfg["size"]]
                 name = "L2+TV" if s == 0 else f"H^s+TV s={s:g}"
                 tv[name] = tv_fit(physics, y, s, lam, cfg["tv_iter"])
                 rows.append({"setting": label, "method": name, "s": s, "best_psnr": float(psnr(tv[name], x, 1.0).mean()), "lam": lam})
             if kind == "motion" and nl == NOISE_LEVELS[1]:
                 panels = showcase(physics, y, x, nl, tv, label)
             print(f"[{time.perf_counter() - t0:6.1f} s] {label} done", flush=True)
-    write_tables(rows, args.out)
+    print(write_tables(rows, args.out))
     plot_curves(all_curves, args.out)
     plot_images(panels, args.out)
-    print((args.out / "table.md").read_text())
     print(f"total {time.perf_counter() - t0:.0f} s; outputs in {args.out}")
     return rows
 

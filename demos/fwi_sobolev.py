@@ -1,13 +1,14 @@
 r"""Full-waveform inversion toy: the L2 against the Sobolev :math:`H^s` (s < 0) trace misfit.
 
-Setting (full): a 64 x 128-cell layered model (dx = 10 m: 640 m deep, 1280 m wide) with a dipping
+Setting (full): a 64 x 128-cell layered model (``recon.phantoms.layered_velocity``; dx = 10 m: 640 m
+deep, 1280 m wide) with a dipping
 fault and a low-velocity lens under 60 m of water (1500 m/s, kept fixed), velocities 1500-3680
 m/s; 8 Ricker sources (f_peak = 10 Hz, about 6 cells per shortest wavelength) and 128 receivers
 at 10 m depth; 1.2 s records (800 steps of 1.5 ms); 20-cell sponge on every side
 (:class:`operators.wave.AcousticWave2D`). Quick: the same model on a 32 x 64 grid of 20 m cells,
 f_peak = 5 Hz (the same cells per wavelength), dt = 3 ms, 400 steps.
 
-Inversion: minimise :math:`J_s(c) = \tfrac12 \sum_{\text{src, rec}} \|T(d(c) - d_{obs})\|_{H^s}^2
+Inversion (:func:`recon.fwi`): minimise :math:`J_s(c) = \tfrac12 \sum_{\text{src, rec}} \|T(d(c) - d_{obs})\|_{H^s}^2
 / J_s(c_0)` (T: the taper and zero padding below) over the velocity below the water with L-BFGS
 (``torch.optim.LBFGS``, strong Wolfe line search, at most 20 evaluations per iteration), the
 gradient by autograd through the wave solver, 30 iterations, from two starting models:
@@ -38,8 +39,8 @@ Writes ``<out>/table.md``, ``<out>/table.csv``, ``<out>/model_error.png`` (relat
 ``<out>/models.png`` (true, initial and final models per case).
 
 Usage:
-    python demos/fwi_sobolev.py            # full setting (about 12 minutes on 1 core)
-    python demos/fwi_sobolev.py --quick    # 32 x 64 cells (about 80 s on 1 core)
+    python -m demos.fwi_sobolev            # full setting (about 12 minutes on 1 core)
+    python -m demos.fwi_sobolev --quick    # 32 x 64 cells (about 80 s on 1 core)
 
 Measured on 2026-11-28: relative model error after 30 iterations (the start's error first).
 
@@ -76,24 +77,18 @@ of 8 shots x 800 steps, depending on the other job).
 from __future__ import annotations
 
 import argparse
-import csv
-import math
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
+from scipy.ndimage import gaussian_filter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from scipy.ndimage import gaussian_filter  # noqa: E402
-
-from operators._validate import check_option  # noqa: E402
-from operators.wave import AcousticWave2D  # noqa: E402
-from recon.regularizers.sobolev import SobolevNorm  # noqa: E402
-from recon.solvers.base import History, NonFiniteError  # noqa: E402
+import recon
+from demos.common import parser, save_figure, table_lines, timed, write_csv, write_markdown
+from operators._validate import check_option
+from operators.wave import AcousticWave2D
+from recon.phantoms import WATER_VELOCITY, layered_velocity
+from recon.result import ReconInfo
 
 #: Sobolev exponents compared; 0 is the L2 misfit.
 EXPONENTS = (0.0, -0.5, -1.0)
@@ -101,18 +96,13 @@ EXPONENTS = (0.0, -0.5, -1.0)
 NOISE_LEVELS = (0.0, 0.15)
 #: Velocity bounds of the inversion in m/s (the upper one sets dt through the CFL limit).
 BOUNDS = (1400.0, 4000.0)
-WATER_VELOCITY = 1500.0
 #: Starting models: the smoothed true model and a poor 1D linear gradient (see initial_model).
 INITIAL_MODELS = ("smooth", "gradient")
 #: Standard deviation of the Gaussian that smooths the true model into the "smooth" start, in m.
 SMOOTHING_M = 150.0
 #: Velocity of the "gradient" start under the water and at the bottom, in m/s.
 GRADIENT = (1600.0, 3000.0)
-#: Fraction of each trace's samples, at its end, under the cosine taper of the residual.
-TAPER_FRACTION = 0.1
 SEED = 7
-#: Most misfit evaluations per L-BFGS iteration (the strong Wolfe line search's budget).
-MAX_LINE_SEARCH = 20
 
 
 def setting(quick: bool) -> dict:
@@ -120,43 +110,6 @@ def setting(quick: bool) -> dict:
     if quick:
         return {"shape": (32, 64), "dx": 20.0, "dt": 3e-3, "n_t": 400, "f_peak": 5.0, "n_absorb": 10, "n_iter": 30}
     return {"shape": (64, 128), "dx": 10.0, "dt": 1.5e-3, "n_t": 800, "f_peak": 10.0, "n_absorb": 20, "n_iter": 30}
-
-
-def layered_model(shape: tuple[int, int] = (64, 128), seed: int = SEED) -> tuple[torch.Tensor, int]:
-    """A layered velocity model with a dipping normal fault and a low-velocity lens.
-
-    Geometry is given in fractions of the grid, so every ``shape`` shows the same model: water
-    over the top 9.4 % (60 m at the demo's sizes), five dipping, gently undulating interfaces
-    (six layers of 1800 to 3600 m/s in equal steps, increasing with depth, each jittered by up to
-    80 m/s), a normal fault (a line at 60 degrees in grid fractions, 41 degrees on the 2:1
-    grid) across which the layers to its right drop by 8 % of the depth, and an elliptic lens
-    350 m/s slower than the layers it cuts.
-
-    Args:
-        shape: (nz, nx) cells, rows are depth.
-        seed: seed of the interface depths, dips and velocity jitter.
-
-    Returns:
-        ``(velocity, water_rows)``: the model in m/s, float64 (nz, nx), and the number of water rows.
-    """
-    nz, nx = shape
-    rng = np.random.default_rng(seed)
-    z, x = np.meshgrid((np.arange(nz) + 0.5) / nz, (np.arange(nx) + 0.5) / nx, indexing="ij")
-    water = 0.094
-    fault_x = 0.55 + (z - 0.5) / math.tan(math.radians(60.0))
-    depth = z - 0.08 * (x > fault_x)  # hanging wall (right of the fault) dropped by 8 %
-    tops = np.linspace(0.22, 0.82, 5) + rng.uniform(-0.03, 0.03, 5)
-    dips = rng.uniform(-0.08, 0.08, 5)
-    phase = rng.uniform(0, 2 * math.pi)
-    speeds = np.linspace(1800.0, 3600.0, 6) + rng.uniform(-80.0, 80.0, 6)
-    undulation = 0.015 * np.sin(2 * math.pi * x + phase)
-    layer = sum(depth > top + dip * (x - 0.5) + undulation for top, dip in zip(tops, dips, strict=True))
-    velocity = speeds[np.asarray(layer, dtype=int)]
-    lens = ((z - 0.45) / 0.08) ** 2 + ((x - 0.3) / 0.14) ** 2 <= 1.0
-    velocity = np.where(lens, velocity - 350.0, velocity)
-    water_rows = max(1, round(water * nz))
-    velocity[:water_rows] = WATER_VELOCITY
-    return torch.from_numpy(velocity), water_rows
 
 
 def initial_model(kind: str, true: torch.Tensor, water_rows: int, dx: float) -> torch.Tensor:
@@ -182,123 +135,6 @@ def initial_model(kind: str, true: torch.Tensor, water_rows: int, dx: float) -> 
     return c0
 
 
-class TraceMisfit:
-    r""":math:`\tfrac12 \sum \|T r\|_{H^s}^2` over time, per trace, of residuals (n_src, n_t, n_rec).
-
-    Args:
-        s: Sobolev exponent (0 is L2).
-        n_t: samples per trace.
-        dt: sampling interval in s; with the zero padding to 2 n_t samples, ``scale`` = 2 n_t dt
-            makes :math:`\xi` the angular frequency in rad/s.
-    """
-
-    def __init__(self, s: float, n_t: int, dt: float):
-        self.norm = SobolevNorm(s, ndim=1, scale=2 * n_t * dt)
-        n_taper = max(1, round(TAPER_FRACTION * n_t))
-        ramp = 0.5 * (1.0 + torch.cos(math.pi * torch.arange(1, n_taper + 1, dtype=torch.float64) / n_taper))
-        self.taper = torch.cat([torch.ones(n_t - n_taper, dtype=torch.float64), ramp])
-
-    def __call__(self, residual: torch.Tensor) -> torch.Tensor:
-        r = residual.transpose(1, 2) * self.taper.to(residual)
-        r = torch.cat([r, torch.zeros_like(r)], dim=-1)
-        return 0.5 * torch.sum(r * self.norm.apply(r))
-
-
-class _CachedObjective:
-    """Objective and gradient with a memory of the points already evaluated in this iteration.
-
-    ``torch.optim.LBFGS.step`` (called once per iteration, to record the model error) starts by
-    evaluating the point its previous line search accepted; the memory answers that call.
-    """
-
-    def __init__(self, m: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor],
-                 velocity: Callable[[torch.Tensor], torch.Tensor], history: History):
-        self.m, self.objective, self.velocity, self.history = m, objective, velocity, history
-        self.seen: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-        self.evaluations = 0
-
-    def __call__(self) -> torch.Tensor:
-        for point, value, grad in self.seen:
-            if torch.equal(point, self.m):
-                self.m.grad = grad.clone()
-                return value
-        self.m.grad = None
-        value = self.objective(self.m)
-        value.backward()
-        value = value.detach()
-        self.evaluations += 1
-        if not (math.isfinite(float(value)) and bool(torch.isfinite(self.m.grad).all())):
-            last = self.velocity(self.seen[0][0] if self.seen else self.m.detach())  # the current iterate
-            raise NonFiniteError(f"FWI: non-finite misfit {float(value)} or gradient at evaluation {self.evaluations}",
-                                 last, self.history.iterations, self.history)
-        self.seen.append((self.m.detach().clone(), value, self.m.grad.clone()))
-        return value
-
-    def new_iteration(self) -> None:
-        """Keep only the current point (the next step() asks for it first)."""
-        self.seen = [entry for entry in self.seen if torch.equal(entry[0], self.m)]
-
-
-def invert(
-    wave: AcousticWave2D,
-    d_obs: torch.Tensor,
-    c0: torch.Tensor,
-    misfit: TraceMisfit,
-    free: torch.Tensor,
-    n_iter: int,
-    c_true: torch.Tensor,
-) -> tuple[torch.Tensor, History, list[float], int]:
-    """L-BFGS on the normalised misfit over the ``free`` cells, from ``c0``.
-
-    Args:
-        wave: the forward model.
-        d_obs: observed traces (n_src, n_t, n_rec).
-        c0: initial model (nz, nx) in m/s, strictly inside ``BOUNDS``; fixed where not ``free``.
-        misfit: the trace misfit.
-        free: boolean mask (nz, nx) of the inverted cells.
-        n_iter: number of L-BFGS iterations.
-        c_true: used ONLY to record the model error per iteration.
-
-    Returns:
-        ``(c, history, model_error, evaluations)``: final model, the solver history (normalised
-        misfit as objective, relative model update as residual), the model error after each
-        iteration (index 0 = initial model) and the number of forward + backward evaluations.
-    """
-    lo, hi = BOUNDS
-    m = torch.logit((c0 - lo) / (hi - lo)).requires_grad_()
-
-    def velocity(m: torch.Tensor) -> torch.Tensor:
-        return torch.where(free, lo + (hi - lo) * torch.sigmoid(m), c0)
-
-    scale = float(misfit(wave.A(c0) - d_obs))
-    history = History()
-    closure = _CachedObjective(m, lambda m: misfit(wave.A(velocity(m)) - d_obs) / scale, velocity, history)
-    # max_iter=1: one iteration per step() call; max_eval bounds that call's line search (its
-    # default, 5/4 max_iter, would leave the line search no evaluation at all).
-    opt = torch.optim.LBFGS([m], lr=1.0, max_iter=1, max_eval=MAX_LINE_SEARCH, history_size=10,
-                            tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
-    error = lambda c: float(torch.linalg.norm(c - c_true) / torch.linalg.norm(c_true))  # noqa: E731
-    model_error, start, c_prev = [error(c0)], time.perf_counter(), c0
-    for k in range(n_iter):
-        opt.step(closure)
-        closure.new_iteration()
-        value = float(closure())  # the accepted point, answered from the memory
-        c = velocity(m.detach())
-        if torch.equal(c, c_prev):
-            history.stop_reason = "the line search found no decrease"
-            break
-        history.objective.append(value)
-        history.residual.append(float(torch.linalg.norm(c - c_prev) / torch.linalg.norm(c_prev)))
-        history.time.append(time.perf_counter() - start)
-        history.iterations = k + 1
-        model_error.append(error(c))
-        c_prev = c
-        if (k + 1) % 5 == 0:
-            print(f"    iteration {k + 1:3d}: misfit {value:.3e}, model error {model_error[-1]:.4f}", flush=True)
-    history.stop_reason = history.stop_reason or "max_iter"
-    return c_prev, history, model_error, closure.evaluations
-
-
 def add_trace_noise(d: torch.Tensor, level: float, seed: int) -> torch.Tensor:
     """White Gaussian noise of standard deviation ``level`` times each trace's RMS over time."""
     rms = d.pow(2).mean(dim=1, keepdim=True).sqrt()
@@ -320,7 +156,7 @@ def method_name(s: float) -> str:
     return "L2" if s == 0 else f"H^{s:g}"
 
 
-#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
+#: the lines the runner (``python -m demos``) prints for this demo
 SUMMARY = {
     "modality": "full-waveform inversion (2D acoustic)", "methods": tuple(method_name(s) for s in EXPONENTS),
     "metric": "final_error", "metric_label": "relative model error", "setting": ("initial", "noise"),
@@ -328,15 +164,31 @@ SUMMARY = {
 }  # fmt: skip
 
 
+def model_error(c: torch.Tensor, c_true: torch.Tensor) -> float:
+    """Relative model error ||c - c_true|| / ||c_true|| (the report's metric; never used by the inversion)."""
+    return float(torch.linalg.norm(c - c_true) / torch.linalg.norm(c_true))
+
+
+def invert(wave: AcousticWave2D, d_obs: torch.Tensor, c0: torch.Tensor, s: float, free: torch.Tensor, n_iter: int,
+           c_true: torch.Tensor) -> tuple[torch.Tensor, ReconInfo, list[float]]:  # fmt: skip
+    """One case: ``recon.fwi`` from ``c0``; also the model error after each iteration (index 0: ``c0``)."""
+    errors = [model_error(c0, c_true)]
+
+    def record(it: int, c: torch.Tensor) -> None:
+        errors.append(model_error(c, c_true))
+        if (it + 1) % 5 == 0:
+            print(f"    iteration {it + 1:3d}: model error {errors[-1]:.4f}", flush=True)
+
+    c, info = recon.fwi(wave, d_obs, x0=c0, s=s, free=free, bounds=BOUNDS, max_iter=n_iter, progress=False, callback=record)
+    return c, info, errors
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="32 x 64 cells of 20 m, 5 Hz")
-    ap.add_argument("--out", type=Path, default=Path("out/fwi_sobolev"), help="output folder")
-    args = ap.parse_args(argv)
+    args = parser(__doc__, "fwi_sobolev", "32 x 64 cells of 20 m, 5 Hz").parse_args(argv)
     cfg = setting(args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    c_true, water_rows = layered_model(cfg["shape"])
+    c_true, water_rows = layered_velocity(cfg["shape"], seed=SEED)
     free = torch.zeros(cfg["shape"], dtype=torch.bool)
     free[water_rows:] = True
     wave = survey(cfg)
@@ -350,18 +202,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for level, d_obs in observed.items():
             for s in EXPONENTS:
                 print(f"start {start}, noise {level:.0%}, misfit {method_name(s)}", flush=True)
-                t = time.perf_counter()
-                misfit = TraceMisfit(s, cfg["n_t"], cfg["dt"])
-                c, hist, err, n_eval = invert(wave, d_obs, c0, misfit, free, cfg["n_iter"], c_true.float())
-                secs = time.perf_counter() - t
+                (c, info, err), secs = timed(lambda: invert(wave, d_obs, c0, s, free, cfg["n_iter"], c_true.float()))  # noqa: B023
                 finals[(start, level, s)] = (c, err)
+                n_eval = info.extra["evaluations"]
                 rows.append({
                     "initial": start, "noise": level, "method": method_name(s), "s": s, "initial_error": err[0],
-                    "final_error": err[-1], "final_misfit": hist.objective[-1], "iterations": hist.iterations,
+                    "final_error": err[-1], "final_misfit": info.history.objective[-1], "iterations": info.n_iter,
                     "evaluations": n_eval, "seconds": secs,
                 })
-                print(f"  model error {err[0]:.4f} -> {err[-1]:.4f}, misfit {hist.objective[-1]:.3e}, "
-                      f"{hist.iterations} iterations / {n_eval} evaluations ({secs:.1f} s)", flush=True)
+                print(f"  model error {err[0]:.4f} -> {err[-1]:.4f}, misfit {info.history.objective[-1]:.3e}, "
+                      f"{info.n_iter} iterations / {n_eval} evaluations ({secs:.1f} s)", flush=True)
 
     write_tables(rows, cfg, args)
     write_error_figure(finals, args.out / "model_error.png")
@@ -372,10 +222,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def write_tables(rows: list[dict], cfg: dict, args: argparse.Namespace) -> None:
     """Markdown and CSV tables: initial and final model error, misfit, iterations, time per case."""
-    with open(args.out / "table.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, args.out / "table.csv")
     nz, nx = cfg["shape"]
     lines = [
         f"# FWI, L2 against H^s trace misfits ({'quick' if args.quick else 'full'} setting)",
@@ -387,15 +234,12 @@ def write_tables(rows: list[dict], cfg: dict, args: argparse.Namespace) -> None:
             "Model error = ||c - c_true|| / ||c_true||."
         ),
         "",
-        "| start | noise | misfit | initial error | final error | final misfit (normalised) | iterations | evaluations | time (s) |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['initial']} | {r['noise']:.0%} | {r['method']} | {r['initial_error']:.4f} | {r['final_error']:.4f} | "
-            f"{r['final_misfit']:.3e} | {r['iterations']} | {r['evaluations']} | {r['seconds']:.1f} |"
-        )
-    (args.out / "table.md").write_text("\n".join(lines) + "\n")
+    header = ("start", "noise", "misfit", "initial error", "final error", "final misfit (normalised)", "iterations",
+              "evaluations", "time (s)")  # fmt: skip
+    cells = [(r["initial"], f"{r['noise']:.0%}", r["method"], f"{r['initial_error']:.4f}", f"{r['final_error']:.4f}",
+              f"{r['final_misfit']:.3e}", r["iterations"], r["evaluations"], f"{r['seconds']:.1f}") for r in rows]  # fmt: skip
+    write_markdown(args.out / "table.md", lines + table_lines(header, cells))
 
 
 def write_error_figure(finals: dict, path: Path) -> None:
@@ -413,9 +257,7 @@ def write_error_figure(finals: dict, path: Path) -> None:
         ax.set_ylabel("||c - c_true|| / ||c_true||")
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def write_model_figure(c_true: torch.Tensor, starts: dict, finals: dict, path: Path) -> None:
@@ -434,8 +276,7 @@ def write_model_figure(c_true: torch.Tensor, starts: dict, finals: dict, path: P
             ax.set_title(title, fontsize=9)
             ax.axis("off")
     fig.colorbar(im, ax=axes, shrink=0.6, label="velocity (m/s)")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
 
 
 if __name__ == "__main__":

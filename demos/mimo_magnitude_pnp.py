@@ -18,38 +18,41 @@ Writes ``<out>/table.md``, ``table.csv`` and ``figure.png`` (maximum-intensity p
 x, y and z of the truth and every method, first scene, first setting); prints the table.
 
 Usage:
-    python demos/mimo_magnitude_pnp.py --quick   # 13x13x25 voxels, 1 scene, 2 settings (~2 minutes)
-    python demos/mimo_magnitude_pnp.py           # 25x25x49 voxels, 2 scenes, 3 settings (~25 minutes alone)
+    python -m demos.mimo_magnitude_pnp --quick   # 13x13x25 voxels, 1 scene, 2 settings (~2 minutes)
+    python -m demos.mimo_magnitude_pnp           # 25x25x49 voxels, 2 scenes, 3 settings (~25 minutes alone)
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import math
 import time
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import recon
+from demos.common import parser, save_figure, table_lines, write_csv, write_markdown
+from operators import NearFieldMIMO
+from operators import mimo_geometry as mg
+from recon.metrics import magnitude_psnr
+from recon.phantoms import TEST_SEEDS, mimo_scene
 
-import recon  # noqa: E402
-from operators import NearFieldMIMO  # noqa: E402
-from operators import mimo_geometry as mg  # noqa: E402
-from recon.metrics import magnitude_psnr  # noqa: E402
-from recon.phantoms import TEST_SEEDS, mimo_scene  # noqa: E402
+#: the lines the runner (``python -m demos``) prints for this demo
+SUMMARY = {
+    "modality": "near-field MIMO radar (3D)", "methods": ("PnP-UNet3D", "TV"), "metric": "psnr_mean",
+    "metric_label": "magnitude PSNR (dB)", "setting": ("setting",),
+    "paper": "network prior best, several dB above TV and l1 [unverified]",
+}  # fmt: skip
 
 METHODS = ("BP", "KM", "l1", "TV", "PnP-UNet3D")
-PRIOR = {"l1": "l1", "TV": "tv", "PnP-UNet3D": "unet3d"}
+PRIOR = {"l1": "l1", "TV": "tv", "PnP-UNet3D": "mimo_unet3d"}
 TUNE_SEEDS = (5000, 5001)
 TUNE_GRID = {
     "l1": (0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
     "tv": (0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
-    "unet3d": (0.02, 0.05, 0.1, 0.15, 0.2, 0.3),
+    "mimo_unet3d": (0.02, 0.05, 0.1, 0.15, 0.2, 0.3),
 }
 
 
@@ -83,8 +86,8 @@ def reconstruct_all(physics: NearFieldMIMO, y: torch.Tensor, sigma: float) -> di
         elif name == "KM":
             x, info = recon.kirchhoff_migration(physics, y)
         else:
-            x, info = recon.magnitude_pnp(physics, y, PRIOR[name], noise_level=sigma)
-        out[name] = (x, time.perf_counter() - t, info.get("iterations", 0))
+            x, info = recon.magnitude_pnp(physics, y, prior=PRIOR[name], noise_std=sigma)
+        out[name] = (x, time.perf_counter() - t, info.n_iter)
     return out
 
 
@@ -99,27 +102,17 @@ def tune(cfg: dict, priors: list[str]) -> None:
     for prior in priors:
         grid, scores = TUNE_GRID[prior], []
         for strength in grid:
-            vals = [float(magnitude_psnr(recon.magnitude_pnp(physics, y, prior, noise_level=s, strength=strength)[0], x)) for x, y, s in data]
+            vals = [float(magnitude_psnr(recon.magnitude_pnp(physics, y, prior=prior, noise_std=s, strength=strength)[0], x)) for x, y, s in data]
             scores.append(float(np.mean(vals)))
             print(f"tune {prior} strength {strength:g}: {scores[-1]:.2f} dB", flush=True)
         print(f"best {prior}: {grid[int(np.argmax(scores))]:g}")
 
 
-#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
-SUMMARY = {
-    "modality": "near-field MIMO radar (3D)", "methods": ("PnP-UNet3D", "TV"), "metric": "psnr_mean",
-    "metric_label": "magnitude PSNR (dB)", "setting": ("setting",),
-    "paper": "network prior best, several dB above TV and l1 [unverified]",
-}  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="13x13x25 voxels, 1 scene, 2 settings")
-    ap.add_argument("--tune", action="store_true", help="choose the prior strengths on training-seed scenes and exit")
+    ap = parser(__doc__, "mimo_magnitude_pnp", "13x13x25 voxels, 1 scene, 2 settings",
+                tune="choose the prior strengths on training-seed scenes and exit")  # fmt: skip
     ap.add_argument("--scenes", type=int, help="number of test scenes (default: 1 quick, 2 full)")
     ap.add_argument("--priors", nargs="+", choices=list(TUNE_GRID), default=list(TUNE_GRID), help="priors to --tune")
-    ap.add_argument("--out", type=Path, default=Path("out/mimo_magnitude_pnp"), help="output folder")
     args = ap.parse_args(argv)
     cfg = setting(args.quick)
     if args.scenes is not None:
@@ -162,28 +155,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def write_tables(rows: list[dict], cfg: dict, out: Path) -> str:
     """Markdown and CSV tables; returns the markdown."""
-    with open(out / "table.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, out / "table.csv")
     settings = list(dict.fromkeys(r["setting"] for r in rows))
-    lines = [
-        f"Magnitude PSNR (dB), mean +- std over {cfg['n_scenes']} test scene(s), grid {cfg['grid']}; "
-        "iterations and seconds per reconstruction in brackets",
-        "",
-        "| method | " + " | ".join(f"{s} (M/N = {next(r['m_over_n'] for r in rows if r['setting'] == s):.0%})" for s in settings) + " |",
-        "|---|" + "---|" * len(settings),
-    ]
-    for m in METHODS:
-        cells = []
-        for s in settings:
-            r = next(r for r in rows if r["setting"] == s and r["method"] == m)
-            cells.append(f"{r['psnr_mean']:.2f} +- {r['psnr_std']:.2f} ({r['iterations']:.0f} it, {r['seconds']:.1f} s)")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", "Paper (Oral & Oktem 2024): PnP with the 3D U-Net best in every setting, TV and l1 above BP and KM."]
-    text = "\n".join(lines) + "\n"
-    (out / "table.md").write_text(text)
-    return text
+    row = {(r["setting"], r["method"]): r for r in rows}
+    header = ["method"] + [f"{s} (M/N = {row[(s, METHODS[0])]['m_over_n']:.0%})" for s in settings]
+    cells = [[m] + [f"{row[(s, m)]['psnr_mean']:.2f} +- {row[(s, m)]['psnr_std']:.2f} ({row[(s, m)]['iterations']:.0f} it, "
+                    f"{row[(s, m)]['seconds']:.1f} s)" for s in settings] for m in METHODS]  # fmt: skip
+    title = (f"Magnitude PSNR (dB), mean +- std over {cfg['n_scenes']} test scene(s), grid {cfg['grid']}; "
+             "iterations and seconds per reconstruction in brackets")  # fmt: skip
+    paper = "Paper (Oral & Oktem 2024): PnP with the 3D U-Net best in every setting, TV and l1 above BP and KM."
+    return write_markdown(out / "table.md", [title, "", *table_lines(header, cells), "", paper])
 
 
 def write_figure(x_true: torch.Tensor, recs: dict, path: Path) -> None:
@@ -203,9 +184,7 @@ def write_figure(x_true: torch.Tensor, recs: dict, path: Path) -> None:
                 ax.set_title(label, fontsize=9)
             if col == 0:
                 ax.set_ylabel(name + score, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -18,24 +18,27 @@ Metrics on the real part (the object is real): PSNR (peak = max - min of the tru
 HFEN. Writes ``<out>/table.md``, ``table.csv``, ``frames.png`` and ``xt_profile.png``.
 
 Usage:
-    python demos/mri_dynamic_red_psm.py            # 128x128, P = 64, 8x acceleration (a few minutes)
-    python demos/mri_dynamic_red_psm.py --quick    # 64x64, P = 32 (about a minute)
-    python demos/mri_dynamic_red_psm.py --tune     # the sweeps behind the full weights (seed 5000; add --quick for the quick ones)
+    python -m demos.mri_dynamic_red_psm            # 128x128, P = 64, 8x acceleration (a few minutes)
+    python -m demos.mri_dynamic_red_psm --quick    # 64x64, P = 32 (about a minute)
+    python -m demos.mri_dynamic_red_psm --tune     # the sweeps behind the full weights (seed 5000; add --quick for the quick ones)
 """
 
 from __future__ import annotations
-
-import argparse
-from pathlib import Path
 
 import torch
 from deepinv.physics import DynamicMRI
 
 import recon
-from ct_dynamic_red_psm import NOISE, TUNE_SEED
-from dynamic_report import run_methods, sweep, write_report
+from demos.common import parser, run_frame_methods, write_frame_report
+from demos.ct_dynamic_red_psm import NOISE, TUNE_SEED, sweep
 from operators.kspace_masks import cartesian_mask
 from recon.phantoms import TEST_SEEDS, dynamic_object
+
+#: the lines the runner (``python -m demos``) prints for this demo
+SUMMARY = {
+    "modality": "dynamic MRI, Cartesian lines per frame", "methods": ("RED-PSM", "PSM-TV"), "metric": "psnr",
+    "metric_label": "PSNR (dB)", "setting": (), "paper": "RED-PSM > PSM-TV > PSM; ~1-3 dB over TD-DIP [unverified]",
+}  # fmt: skip
 
 ACCELERATION = 8
 
@@ -68,19 +71,9 @@ def scan(cfg: dict, seed: int) -> tuple[DynamicMRI, torch.Tensor, torch.Tensor]:
     return physics, clean + physics.A(physics.A_adjoint(noise)), truth  # noise on the sampled entries only
 
 
-#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
-SUMMARY = {
-    "modality": "dynamic MRI, Cartesian lines per frame", "methods": ("RED-PSM", "PSM-TV"), "metric": "psnr",
-    "metric_label": "PSNR (dB)", "setting": (), "paper": "RED-PSM > PSM-TV > PSM; ~1-3 dB over TD-DIP [unverified]",
-}  # fmt: skip
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="64x64, P = 32")
-    ap.add_argument("--out", type=Path, default=Path("out/mri_dynamic_red_psm"), help="output folder")
-    ap.add_argument("--tune", action="store_true", help="print the weight sweeps on the tuning seed and exit")
-    args = ap.parse_args(argv)
+    args = parser(__doc__, "mri_dynamic_red_psm", "64x64, P = 32",
+                  tune="print the weight sweeps on the tuning seed and exit").parse_args(argv)  # fmt: skip
     cfg = config(args.quick)
     if args.tune:
         physics, y, truth = scan(cfg, TUNE_SEED)
@@ -94,9 +87,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "window": lambda: recon.view_sharing(physics, y),
         "PSM": lambda: recon.psm(physics, y, beta=cfg["beta"], n_iter=cfg["n_iter"]),
         "PSM-TV": lambda: recon.psm(physics, y, prior="tv", lam=cfg["lam_tv"], beta=cfg["beta"], n_iter=cfg["n_iter"]),
-        "RED-PSM": lambda: recon.red_psm(physics, y, denoiser="ct_dncnn", lam=cfg["lam_red"], beta=cfg["beta"], n_iter=cfg["n_iter"]),
+        "RED-PSM": lambda: recon.red_psm(physics, y, prior="ct_dncnn", lam=cfg["lam_red"], beta=cfg["beta"], n_iter=cfg["n_iter"]),
     }
-    rows, shown = run_methods(runs, truth)
+    rows, shown = run_frame_methods(runs, truth)
     note = (
         f"{cfg['size']}x{cfg['size']} cardiac-like object (seed {TEST_SEEDS[0]}), P = {cfg['frames']} frames, single coil, "
         f"{ACCELERATION}x Cartesian acceleration per frame (2 central lines + a sheared equispaced lattice), complex "
@@ -104,7 +97,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"outer iterations; PSM-TV lambda = {cfg['lam_tv']:g}, RED-PSM lambda = {cfg['lam_red']:g} (normalised units, "
         f"tuning seed {TUNE_SEED})."
     )
-    write_report(rows, shown, truth, f"RED-PSM, dynamic MRI ({'quick' if args.quick else 'full'} setting)", note, args.out)
+    write_frame_report(rows, shown, truth, f"RED-PSM, dynamic MRI ({'quick' if args.quick else 'full'} setting)", note, args.out)
     return rows
 
 

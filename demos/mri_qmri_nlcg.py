@@ -16,32 +16,34 @@ Writes ``<out>/table.md``, ``table.csv``, ``figure_<setting>.png`` (maps and err
 method) and prints the table beside the paper's numbers.
 
 Usage:
-    python demos/mri_qmri_nlcg.py --quick   # 64x64, NLCG-Net with 2 unrolled blocks (< 3 minutes)
-    python demos/mri_qmri_nlcg.py           # 128x128, NLCG-Net with 2 unrolled blocks (< 20 minutes)
-    python demos/mri_qmri_nlcg.py --quick --tune   # NLCG-Net learning rates on a training-seed phantom
+    python -m demos.mri_qmri_nlcg --quick   # 64x64, NLCG-Net with 2 unrolled blocks (< 3 minutes)
+    python -m demos.mri_qmri_nlcg           # 128x128, NLCG-Net with 2 unrolled blocks (< 20 minutes)
+    python -m demos.mri_qmri_nlcg --quick --tune   # NLCG-Net learning rates on a training-seed phantom
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import math
 import time
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import recon
+from demos.common import parser, save_figure, table_lines, timed, write_csv, write_markdown
+from operators.coil_maps import simulated_coil_maps
+from operators.kspace_masks import cartesian_mask
+from operators.mri import SenseMRI
+from operators.qmri import QuantitativeMRI
+from recon.metrics import relative_error
+from recon.phantoms import TEST_SEEDS, qmri_brain
 
-import recon  # noqa: E402
-from operators.coil_maps import simulated_coil_maps  # noqa: E402
-from operators.kspace_masks import cartesian_mask  # noqa: E402
-from operators.mri import SenseMRI  # noqa: E402
-from operators.qmri import QuantitativeMRI  # noqa: E402
-from recon.metrics import relative_error  # noqa: E402
-from recon.phantoms import TEST_SEEDS, qmri_brain  # noqa: E402
+#: the lines the runner (``python -m demos``) prints for this demo
+SUMMARY = {
+    "modality": "quantitative MRI (T2 / T1 maps)", "methods": ("NLCG-Net", "NLCG"), "metric": "nrmse_t",
+    "metric_label": "NRMSE of T (%)", "setting": ("setting",), "paper": "paper_nrmse_t",
+}  # fmt: skip
 
 METHODS = ("SENSE+fit", "subspace", "NLCG", "NLCG-Net")
 TIMES = {"t2": [23.0 * k for k in range(1, 9)], "t1": [35.0, 150.0, 300.0, 1000.0, 3000.0]}
@@ -105,17 +107,14 @@ def nrmse_pct(est: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor) -> float
 def reconstruct_all(physics: QuantitativeMRI, y: torch.Tensor, cfg: dict) -> dict:
     """Every method on one scan: name -> (maps, seconds)."""
     out = {}
-    t = time.perf_counter()
-    out["SENSE+fit"] = (recon.qmri_fit(physics, y, progress=False)[0], time.perf_counter() - t)
-    t = time.perf_counter()
-    out["subspace"] = (recon.subspace_recon(physics, y, progress=False)[0], time.perf_counter() - t)
-    t = time.perf_counter()
-    warm = recon.nlcg_maps(physics, y, max_iter=cfg["nlcg_iter"], progress=False)[0]
-    out["NLCG"] = (warm, time.perf_counter() - t)
-    t = time.perf_counter()
-    maps, info = recon.nlcg_net(physics, y, warm_start=warm, warm_iter=cfg["nlcg_iter"], progress=False, **cfg["net"])
-    out["NLCG-Net"] = (maps, out["NLCG"][1] + time.perf_counter() - t)
-    print(f"  NLCG-Net: {info['epochs']} epochs, best {info['best_epoch']}, lambda {info['lam']:.4f}", flush=True)
+    out["SENSE+fit"] = timed(lambda: recon.qmri_fit(physics, y, progress=False)[0])
+    out["subspace"] = timed(lambda: recon.subspace_recon(physics, y, progress=False)[0])
+    out["NLCG"] = warm, warm_seconds = timed(lambda: recon.nlcg_maps(physics, y, max_iter=cfg["nlcg_iter"], progress=False)[0])
+    (maps, info), seconds = timed(
+        lambda: recon.nlcg_net(physics, y, warm_start=warm, warm_iter=cfg["nlcg_iter"], progress=False, **cfg["net"])
+    )
+    out["NLCG-Net"] = (maps, warm_seconds + seconds)
+    print(f"  NLCG-Net: {info.n_iter} epochs, best {info.extra['best_epoch']}, lambda {info.params['lam']:.4f}", flush=True)
     return out
 
 
@@ -130,22 +129,13 @@ def tune(cfg: dict) -> None:
             net = {**cfg["net"], "lr": lr}
             maps, info = recon.nlcg_net(physics, y, warm_start=warm, warm_iter=cfg["nlcg_iter"], progress=False, **net)
             score = nrmse_pct(relaxation_ms(maps, model), t_ref, ph.mask)
-            print(f"tune {model.upper()} R={accel}: NLCG-Net lr {lr:g}: {score:.2f} % ({info['epochs']} epochs)", flush=True)
-
-
-#: the lines ``regrecon demo`` prints for this demo (rendered by ``recon.cli``)
-SUMMARY = {
-    "modality": "quantitative MRI (T2 / T1 maps)", "methods": ("NLCG-Net", "NLCG"), "metric": "nrmse_t",
-    "metric_label": "NRMSE of T (%)", "setting": ("setting",), "paper": "paper_nrmse_t",
-}  # fmt: skip
+            print(f"tune {model.upper()} R={accel}: NLCG-Net lr {lr:g}: {score:.2f} % ({info.n_iter} epochs)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="64x64, small NLCG-Net training budget (< 3 minutes)")
+    ap = parser(__doc__, "mri_qmri_nlcg", "64x64, small NLCG-Net training budget (< 3 minutes)",
+                tune="compare NLCG-Net learning rates on a training-seed phantom and exit")  # fmt: skip
     ap.add_argument("--snr", type=float, help="image SNR (default 30)")
-    ap.add_argument("--tune", action="store_true", help="compare NLCG-Net learning rates on a training-seed phantom and exit")
-    ap.add_argument("--out", type=Path, default=Path("out/mri_qmri_nlcg"), help="output folder")
     args = ap.parse_args(argv)
     cfg = config(args.quick)
     if args.snr is not None:
@@ -180,32 +170,23 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 def write_tables(rows: list[dict], cfg: dict, out: Path) -> str:
     """CSV of every row and a markdown table beside the paper's numbers; returns the markdown."""
-    with open(out / "table.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    lines = [
-        f"NRMSE (%) inside the tissue mask, {cfg['size']}x{cfg['size']}, {cfg['n_coils']} coils, SNR {cfg['snr']:g}; "
-        "ours / paper (paper: real brain data, 12 / 32 coils)",
-        "",
-        "| map, R | " + " | ".join(METHODS) + " |",
-        "|---|" + "---|" * len(METHODS),
-    ]
+    write_csv(rows, out / "table.csv")
+    table = []
     for model, accel in SETTINGS:
         for key, label in (("nrmse_t", model.upper()), ("nrmse_m0", "M0")):
             paper = PAPER.get((label, accel))
             if paper is None or (model == "t1" and label == "M0"):
                 continue
-            cells = []
+            cells = [f"{label}, R={accel}"]
             for m, p in zip(METHODS, paper, strict=True):
                 r = next(r for r in rows if r["model"] == model and r["R"] == accel and r["method"] == m)
                 cells.append(f"{r[key]:.2f} / {'-' if p is None else f'{p:.2f}'}")
-            lines.append(f"| {label}, R={accel} | " + " | ".join(cells) + " |")
+            table.append(cells)
     secs = {m: sum(r["seconds"] for r in rows if r["method"] == m) for m in METHODS}
-    lines += ["", "Seconds, all settings: " + ", ".join(f"{m} {s:.0f}" for m, s in secs.items()) + " (NLCG-Net includes its NLCG warm start)"]
-    text = "\n".join(lines) + "\n"
-    (out / "table.md").write_text(text)
-    return text
+    title = (f"NRMSE (%) inside the tissue mask, {cfg['size']}x{cfg['size']}, {cfg['n_coils']} coils, SNR {cfg['snr']:g}; "
+             "ours / paper (paper: real brain data, 12 / 32 coils)")  # fmt: skip
+    seconds = "Seconds, all settings: " + ", ".join(f"{m} {s:.0f}" for m, s in secs.items()) + " (NLCG-Net includes its NLCG warm start)"
+    return write_markdown(out / "table.md", [title, "", *table_lines(("map, R", *METHODS), table), "", seconds])
 
 
 def write_figure(ph, truth: torch.Tensor, recs: dict, model: str, path: Path) -> None:
@@ -237,8 +218,7 @@ def write_figure(ph, truth: torch.Tensor, recs: dict, model: str, path: Path) ->
             if col == len(columns) - 1:
                 fig.colorbar(im, ax=list(axes[row]), fraction=0.02, pad=0.01)
         axes[0, col].set_title(name, fontsize=10)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, dpi=100, bbox_inches="tight")
 
 
 if __name__ == "__main__":

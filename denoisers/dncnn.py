@@ -14,7 +14,7 @@ same function, and :math:`D_\theta` is a fixed map of its input alone, as RED's 
 one network for the whole noise range it was trained on (no noise-level input).
 
 The shipped model ``ct_dncnn`` (``data/weights/ct_dncnn.json``, trained by
-``python -m denoisers.train ct_dncnn``) has ``depth=6`` like the RED-PSM paper's but ``width=16``
+``python -m recon.training ct_dncnn``) has ``depth=6`` like the RED-PSM paper's but ``width=16``
 instead of 64 (12 k parameters instead of 0.19 M): RED-PSM denoises every frame at every outer
 iteration (201 x 128 frames of 128x128 in the full setting), and one 128x128 frame costs 0.4
 GFLOP at width 16 against 6.1 at width 64 (measured on one loaded core: 20 ms against 160 ms per

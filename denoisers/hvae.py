@@ -2,7 +2,7 @@ r"""A small fully convolutional hierarchical VAE of grayscale images: the prior 
 
 PnP-HVAE (Prost, Houdard, Almansa, Papadakis, ICCV 2023) regularises an inverse problem with a
 hierarchical VAE (HVAE) trained on clean images. This module is that HVAE, VDVAE-like
-(Child, ICLR 2021) but small enough to train on two CPU cores (``python -m denoisers.train hvae``)
+(Child, ICLR 2021) but small enough to train on two CPU cores (``python -m recon.training hvae``)
 and fully convolutional (any image size divisible by its total stride).
 
 **Generative model.** Latents :math:`z = (z_1, \dots, z_L)` from coarse to fine, level :math:`l`
@@ -62,7 +62,7 @@ initialisation :math:`p = q = \mathcal N(0, 1)` and every KL is 0.
 :math:`z_l = \mu_l + T_l \sigma_l \varepsilon` (prior), :math:`\varepsilon \sim \mathcal N(0, I)`;
 :math:`T_l = 0` takes the mean (deterministic).
 
-**Default / shipped size** (``python -m denoisers.train hvae``): widths (32, 64, 96, 128) at
+**Default / shipped size** (``python -m recon.training hvae``): widths (32, 64, 96, 128) at
 resolutions 1, 1/2, 1/4, 1/8; 3 levels of 8 latent channels at strides 8, 4, 2 (a 64x64 patch has
 latents of 8x8, 16x16 and 32x32); 2 encoder blocks per resolution and 2 full-resolution decoder
 blocks; 438 017 parameters (1.8 MB of float32 weights). A deterministic reconstruction of a

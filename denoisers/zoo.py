@@ -1,8 +1,11 @@
 """Offline loading of the shipped network weights, checked by sha256.
 
-Each shipped model ``NAME`` is a pair of files in ``data/weights/``: ``NAME.pt`` (a ``state_dict``)
-and ``NAME.json`` (its card, written by ``python -m denoisers.train NAME``, which records the
-model's constructor arguments and the sha256 of ``NAME.pt``). Nothing is ever downloaded.
+Each shipped model ``NAME`` is a pair of files in the package data :mod:`denoisers.weights`
+(:data:`WEIGHTS_DIR`): ``NAME.pt`` (a ``state_dict``) and ``NAME.json`` (its card, written by
+``python -m recon.training NAME``, which records the model's constructor arguments and the sha256
+of ``NAME.pt``). Nothing is ever downloaded. In the repository the files live in ``data/weights``;
+the build maps that folder to the package ``denoisers.weights`` (``pyproject.toml``), so the same
+``importlib.resources`` lookup finds them in an editable install and in an installed wheel.
 
 Example:
     >>> from denoisers import load
@@ -21,13 +24,29 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib.resources import files
 from pathlib import Path
 
 import torch
 
-__all__ = ["load", "available", "card", "sha256_file", "WEIGHTS_DIR"]
+from denoisers.dncnn import DnCNN
+from denoisers.hvae import HVAE
+from denoisers.unet import CTUNet
+from denoisers.unet3d import UNet3D
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "data" / "weights"
+__all__ = ["load", "available", "card", "sha256_file", "WEIGHTS_DIR", "ARCHITECTURES"]
+
+#: Folder of the shipped ``NAME.pt`` / ``NAME.json`` files: the package data ``denoisers.weights``.
+WEIGHTS_DIR = Path(files("denoisers.weights"))
+
+#: Network class of each shipped model; the card's ``model.kwargs`` are its constructor arguments.
+ARCHITECTURES: dict[str, type[torch.nn.Module]] = {
+    "ct_unet": CTUNet,
+    "mimo_unet3d": UNet3D,
+    "ct_dncnn": DnCNN,
+    "dncnn_natural": DnCNN,
+    "hvae": HVAE,
+}
 
 
 def sha256_file(path: str | Path) -> str:
@@ -39,20 +58,13 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _registry() -> dict:
-    # imported here so that `python -m denoisers.train` does not find itself pre-imported
-    from denoisers.train import REGISTRY  # noqa: PLC0415
-
-    return REGISTRY
-
-
 def available() -> tuple[str, ...]:
     """Names :func:`load` accepts."""
-    return tuple(sorted(_registry()))
+    return tuple(sorted(ARCHITECTURES))
 
 
 def _check_name(name: object) -> str:
-    if not isinstance(name, str) or name not in _registry():
+    if not isinstance(name, str) or name not in ARCHITECTURES:
         raise ValueError(f"name: expected one of {available()}, received {name!r}")
     return name
 
@@ -62,7 +74,7 @@ def _paths(name: str, weights_dir: Path) -> tuple[Path, Path]:
     for path in (js, pt):
         if not path.is_file():
             raise FileNotFoundError(
-                f"{name}: shipped weights file {path} not found; reproduce it with `python -m denoisers.train {name}`"
+                f"{name}: shipped weights file {path} not found; reproduce it with `python -m recon.training {name}`"
             )
     return pt, js
 
@@ -72,7 +84,7 @@ def card(name: str, weights_dir: str | Path | None = None) -> dict:
 
     Args:
         name: model name, one of :func:`available`.
-        weights_dir: folder holding ``NAME.pt``/``NAME.json``; default ``data/weights`` of the repository.
+        weights_dir: folder holding ``NAME.pt``/``NAME.json``; default :data:`WEIGHTS_DIR`.
 
     Returns:
         The card as a dict.
@@ -88,7 +100,7 @@ def load(name: str, device: str | torch.device = "cpu", weights_dir: str | Path 
     Args:
         name: model name, one of :func:`available` (e.g. ``"ct_unet"``).
         device: torch device to put the model on.
-        weights_dir: folder holding ``NAME.pt``/``NAME.json``; default ``data/weights`` of the repository.
+        weights_dir: folder holding ``NAME.pt``/``NAME.json``; default :data:`WEIGHTS_DIR`.
 
     Returns:
         The ``torch.nn.Module`` in eval mode with ``requires_grad`` left on (callers may
@@ -111,9 +123,9 @@ def load(name: str, device: str | torch.device = "cpu", weights_dir: str | Path 
     if digest != info.get("sha256"):
         raise ValueError(
             f"{name}: sha256 of {pt} is {digest}, expected {info.get('sha256')} from its card; "
-            f"the file is corrupt or stale, reproduce it with `python -m denoisers.train {name}`"
+            f"the file is corrupt or stale, reproduce it with `python -m recon.training {name}`"
         )
-    model = _registry()[name].build(**info["model"]["kwargs"])
+    model = ARCHITECTURES[name](**info["model"]["kwargs"])
     state = torch.load(pt, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.to(device).eval()

@@ -16,7 +16,12 @@ Conventions, written once for the whole package:
 * **Operators** subclass :class:`deepinv.physics.LinearPhysics` (``Physics`` when nonlinear), have
   an exact adjoint (checked by a dot-product test in the suite) and validate their inputs once, at
   the edge, raising ``ValueError``/``TypeError`` that name the argument.
+* **Shapes**: every operator declares ``img_shape`` and ``meas_shape``, one image and one
+  measurement without the batch axis; :mod:`operators.shapes` reads them (and deepinv's
+  ``img_size``) so that no caller applies an adjoint to learn a shape.
 * **Devices**: CPU everywhere; CUDA tensors are dispatched by device inside each operator.
+* **Threads**: no operator changes a process-wide thread setting; numba's pool is started and
+  limited per calling thread by :mod:`operators.kernels.threads`, leaving torch's count alone.
 
 Modules:
 

@@ -114,6 +114,17 @@ def _as_mask(sampled: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(sampled).to(dtype)
 
 
+def _centre_square(shape: object, acceleration: object, n_center: int | None) -> tuple[np.ndarray, int]:
+    """A 2D mask's start: the (H, W) bool array holding its fully sampled ``n_c x n_c`` centre, and its
+    sample budget ``round(HW / R)`` (checked to leave room for the centre)."""
+    H, W = _image_shape(shape)
+    n_c = _n_center(min(H, W), n_center, None)
+    budget = _budget(H * W, acceleration, n_c * n_c)
+    sampled = np.zeros((H, W), dtype=bool)
+    sampled[_centre(n_c, H), _centre(n_c, W)] = True
+    return sampled, budget
+
+
 def cartesian_mask(
     shape: tuple[int, int],
     acceleration: float,
@@ -217,15 +228,12 @@ def variable_density_mask_2d(
         >>> int(mask.sum())
         819
     """
-    H, W = _image_shape(shape)
-    n_c = _n_center(min(H, W), n_center, None)
+    sampled, budget = _centre_square(shape, acceleration, n_center)
     power = check_positive("power", power, allow_zero=True)
-    budget = _budget(H * W, acceleration, n_c * n_c)
-    sampled = np.zeros((H, W), dtype=bool)
-    sampled[_centre(n_c, H), _centre(n_c, W)] = True
     outside = np.flatnonzero(~sampled)
-    weights = (1 - _radius_2d(H, W).ravel()[outside]) ** power
-    sampled.ravel()[outside[_weighted_draw(np.random.default_rng(seed), weights, budget - n_c * n_c)]] = True
+    weights = (1 - _radius_2d(*sampled.shape).ravel()[outside]) ** power
+    draw = _weighted_draw(np.random.default_rng(seed), weights, budget - int(sampled.sum()))
+    sampled.ravel()[outside[draw]] = True
     return _as_mask(sampled, dtype)
 
 
@@ -293,26 +301,23 @@ def poisson_disc_mask(
         >>> abs(float(acceleration_of(mask)) / 6 - 1) <= POISSON_TOL
         True
     """
-    H, W = _image_shape(shape)
-    n_c = _n_center(min(H, W), n_center, None)
-    target = _budget(H * W, acceleration, n_c * n_c)
+    fixed, target = _centre_square(shape, acceleration, n_center)
+    (H, W), n_fixed = fixed.shape, int(fixed.sum())
     ratio = check_positive("radius_ratio", radius_ratio)
     if ratio < 1:
         raise ValueError(f"radius_ratio: expected a number >= 1, received {radius_ratio!r}")
     max_iter = check_int("max_iter", max_iter, 1)
-    fixed = np.zeros((H, W), dtype=bool)
-    fixed[_centre(n_c, H), _centre(n_c, W)] = True
     order = np.flatnonzero(fixed).tolist() + np.random.default_rng(seed).permutation(np.flatnonzero(~fixed)).tolist()
     growth = 1 + (ratio - 1) * _radius_2d(H, W)
     # random sequential packing keeps about 0.7 / rho^2 points per pixel: the first guess of s
-    lo, hi, s = 0.5, float(max(H, W)), math.sqrt(0.7 * float((growth**-2).sum()) / max(target - n_c * n_c, 1))
+    lo, hi, s = 0.5, float(max(H, W)), math.sqrt(0.7 * float((growth**-2).sum()) / max(target - n_fixed, 1))
     for _ in range(max_iter):
         kept = _dart_throw(order, fixed, s * growth)
         n = int(kept.sum())
         if abs(H * W / n / acceleration - 1) <= POISSON_TOL:
             return _as_mask(kept, dtype)
         lo, hi = (s, hi) if n > target else (lo, s)
-        guess = s * math.sqrt(max(n - n_c * n_c, 1) / max(target - n_c * n_c, 1))
+        guess = s * math.sqrt(max(n - n_fixed, 1) / max(target - n_fixed, 1))
         s = guess if lo < guess < hi else math.sqrt(lo * hi)
     raise ValueError(
         f"acceleration: no exclusion radius reached R = {acceleration} within {POISSON_TOL:.0%} in {max_iter} passes "

@@ -84,6 +84,9 @@ class SenseMRI(MultiCoilMRI):
     * complex layout (:meth:`A_complex`, :meth:`A_adjoint_complex`): ``x`` complex
       ``(B, E, H, W)``, ``y`` complex ``(B, N, E, H, W)``.
 
+    :attr:`img_shape` and :attr:`meas_shape` give the deepinv layout without ``B`` (the one
+    ``A`` and ``A_adjoint`` use); :attr:`x_shape` is ``(E, H, W)``.
+
     Results come back in the dtype of the input (float32 data with complex128 maps are computed
     in double precision and rounded once). The adjoint is exact (:math:`F` is unitary); with
     rss-normalised maps
@@ -126,9 +129,19 @@ class SenseMRI(MultiCoilMRI):
             raise ValueError(f"n_echoes: expected an integer >= 1, received {n_echoes!r}")
         masks = mask.expand(n_echoes, *mask.shape[-2:]).to(coil_maps.real.dtype)
         maps = coil_maps[None, :, None].expand(1, coil_maps.shape[0], n_echoes, *coil_maps.shape[-2:])
-        super().__init__(mask=masks[None, None], coil_maps=maps, img_size=(1, 2, *masks.shape), device=coil_maps.device)
+        super().__init__(mask=masks[None, None], coil_maps=maps, img_size=(2, *masks.shape), device=coil_maps.device)
         self.n_echoes, self.n_coils = n_echoes, coil_maps.shape[0]
         self.x_shape = (n_echoes, *mask.shape[-2:])  # one complex sample, (E, H, W)
+
+    @property
+    def img_shape(self) -> tuple[int, ...]:
+        """One image without the batch axis, deepinv layout: ``(2, E, H, W)``."""
+        return (2, *self.x_shape)
+
+    @property
+    def meas_shape(self) -> tuple[int, ...]:
+        """One measurement without the batch axis, deepinv layout: ``(2, N, E, H, W)``."""
+        return (2, self.n_coils, *self.x_shape)
 
     def _check_x(self, x: torch.Tensor, complex_layout: bool) -> None:
         lead = () if complex_layout else (2,)

@@ -58,7 +58,8 @@ class QuantitativeMRI(Physics):
     r"""Nonlinear qMRI forward model :math:`A(x) = P F C\,M(x)` (see the module docstring).
 
     Shapes: ``x`` real ``(B, 3, H, W)`` holding (Re M0, Im M0, R [1/s]); signals complex
-    ``(B, E, H, W)``; measurements complex ``(B, N, E, H, W)`` (``N`` coils, ``E`` echoes).
+    ``(B, E, H, W)``; measurements complex ``(B, N, E, H, W)`` (``N`` coils, ``E`` echoes);
+    :attr:`img_shape` and :attr:`meas_shape` are those of ``x`` and the measurements without ``B``.
 
     Args:
         sense: the multi-coil operator (mask per echo, coil maps); its ``n_echoes`` must equal
@@ -79,6 +80,16 @@ class QuantitativeMRI(Physics):
         self.model = check_option("model", model, MODELS)
         self.times_ms = check_times(times, sense.n_echoes, self.model)
         self.x_shape = (3, *sense.x_shape[1:])
+
+    @property
+    def img_shape(self) -> tuple[int, int, int]:
+        """One parameter map without the batch axis, ``(3, H, W)`` (real)."""
+        return self.x_shape
+
+    @property
+    def meas_shape(self) -> tuple[int, int, int, int]:
+        """One measurement without the batch axis, ``(N, E, H, W)`` (complex k-space)."""
+        return (self.sense.n_coils, *self.sense.x_shape)
 
     # -- signal model ---------------------------------------------------------------------------
     def _t(self, like: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,9 @@ forward + backward of that size takes about 1 s on one core in float32 (2 s in f
 
 Shapes and units: velocity (nz, nx) in m/s, row = depth (z down), column = x; sources and
 receivers are (row, column) cell indices into that grid; traces (n_sources, n_t, n_receivers).
-All sources of a survey run as one batch through one time loop.
+All sources of a survey run as one batch through one time loop. The operator maps one model (no
+batch or channel axis), so its ``img_shape`` is ``(nz, nx)`` and its ``meas_shape``
+``(n_sources, n_t, n_receivers)``: exactly the shapes of :meth:`AcousticWave2D.A`'s input and output.
 """
 
 from __future__ import annotations
@@ -219,6 +221,16 @@ class AcousticWave2D(Physics):
             raise _cfl_error("c_max", c_max, self.dt, self.dx)
         self.wavelet = ricker(self.n_t, self.dt, self.f_peak, delay, dtype=torch.float64)
         self.half_damping = 0.5 * self.dt * self._sponge(sigma_max)  # a = sigma dt / 2, padded grid
+
+    @property
+    def img_shape(self) -> tuple[int, int]:
+        """The shape ``(nz, nx)`` of the velocity model :meth:`A` takes (one model: no batch or channel axis)."""
+        return self.shape
+
+    @property
+    def meas_shape(self) -> tuple[int, int, int]:
+        """The shape ``(n_sources, n_t, n_receivers)`` of the traces :meth:`A` returns."""
+        return (self.sources.shape[0], self.n_t, self.receivers.shape[0])
 
     def _sponge(self, sigma_max: float) -> torch.Tensor:
         """Damping sigma (1/s) on the padded grid, shape (nz + 2 n, nx + 2 n), float64."""

@@ -13,6 +13,7 @@ and their proxes), ``recon.methods`` (one module per paper); modules ``recon.pha
 from recon import metrics, noise, phantoms
 from recon.methods import METHOD_NAMES
 from recon.methods.classical import fbp, tikhonov, tv
+from recon.methods.fwi import fwi
 from recon.methods.graphla import graphla
 from recon.methods.magnitude_pnp import backprojection, kirchhoff_migration, magnitude_pnp
 from recon.methods.nlcg_net import nlcg_net

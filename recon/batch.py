@@ -63,6 +63,7 @@ from distributed import Client, LocalCluster, as_completed, get_worker
 from tqdm.auto import tqdm
 
 from operators._validate import check_int
+from operators.kernels.threads import set_num_threads
 from recon.io import check_hdf5_path, provenance, sha256_array, split_info, write_attrs
 from recon.methods import get_method
 
@@ -100,10 +101,7 @@ def _set_worker_threads() -> None:
         n = int(get_worker().state.nthreads)
     except ValueError:  # not running on a worker
         return
-    import numba  # noqa: PLC0415
-
-    torch.set_num_threads(n)
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))  # thread-local in numba
+    set_num_threads(n)  # worker set-up: the worker process is this task's
 
 
 def _run_task(method: str | Callable, physics, y: np.ndarray, params: dict) -> tuple:

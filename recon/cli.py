@@ -1,8 +1,5 @@
-"""The ``regrecon`` command line: ``demo``, ``reconstruct`` and ``info``.
+"""The ``regrecon`` command line: ``reconstruct`` and ``info``.
 
-* ``regrecon demo [NAME ...] [--quick] [--out DIR]`` runs demo scripts of the repository's
-  ``demos/`` folder (all by default) and prints one summary table: per demo the lines its
-  ``SUMMARY`` names (method, modality, setting, our metric, the paper's figure).
 * ``regrecon reconstruct CONFIG.toml [--batch] [--output FILE]`` reads measurements and a geometry
   from a TOML config (:mod:`recon.config`), runs the method and writes HDF5 with provenance
   (:func:`recon.io.write_result`); ``--batch`` treats the first axis of the measurements as
@@ -17,17 +14,12 @@ Errors in the input (config, files) end the command with exit status 2 and one l
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import inspect
-import math
 import platform
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-#: the repository's demo scripts (present in a source checkout, not in an installed wheel)
-DEMOS_DIR = Path(__file__).resolve().parents[1] / "demos"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,12 +43,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"regrecon {package_version('regrecon')}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser("demo", help="run demo scripts and print a summary table", description=_cmd_demo.__doc__)
-    demo.add_argument("names", nargs="*", metavar="NAME", help=f"demos to run (default: all): {', '.join(demo_names())}")
-    demo.add_argument("--quick", action="store_true", help="the demos' small settings (minutes instead of hours)")
-    demo.add_argument("--out", type=Path, default=Path("out"), help="folder for the demos' outputs (default: out/)")
-    demo.set_defaults(run=_cmd_demo)
-
     rec = sub.add_parser("reconstruct", help="reconstruct from a TOML config, write HDF5", description=_cmd_reconstruct.__doc__)
     rec.add_argument("config", type=Path, metavar="CONFIG.toml", help="the config (see recon/config.py for its keys)")
     rec.add_argument("--batch", action="store_true", help="the first axis of the measurements indexes independent items: run them on Dask")
@@ -67,94 +53,6 @@ def _parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="versions, backends and shipped weights", description=_cmd_info.__doc__)
     info.set_defaults(run=_cmd_info)
     return parser
-
-
-# ----------------------------------------------------------------------------- demo
-
-
-def demo_names() -> list[str]:
-    """Names of the demo scripts that declare a ``SUMMARY`` (empty outside a source checkout)."""
-    if not DEMOS_DIR.is_dir():
-        return []
-    return sorted(p.stem for p in DEMOS_DIR.glob("*.py") if "\nSUMMARY = " in p.read_text())
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    """Run demos (all by default) and print one table: method, modality, setting, ours, the paper's figure."""
-    available = demo_names()
-    if not available:
-        raise ValueError(f"demo: no demos folder at {DEMOS_DIR}; the demos ship with the source repository")
-    names = args.names or available
-    for name in names:
-        if name not in available:
-            raise ValueError(f"NAME: unknown demo {name!r}; expected one of {', '.join(available)}")
-    lines, failed = [], []
-    t_all = time.perf_counter()
-    for k, name in enumerate(names, 1):
-        print(f"=== [{k}/{len(names)}] {name}{' --quick' if args.quick else ''}", flush=True)
-        t0 = time.perf_counter()
-        module = _load_demo(name)
-        try:
-            rows = module.main(["--out", str(args.out / name)] + (["--quick"] if args.quick else []))
-        except Exception as err:  # noqa: BLE001  (one failing demo must not hide the others' results)
-            print(f"=== {name} FAILED: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
-            failed.append(name)
-            continue
-        lines += summary_lines(name, module.SUMMARY, rows)
-        print(f"=== {name} done in {time.perf_counter() - t0:.0f} s", flush=True)
-    table = render_summary(lines)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "summary.md").write_text(table)
-    print(f"\n{table}\n{len(names) - len(failed)}/{len(names)} demos in {time.perf_counter() - t_all:.0f} s; table in {args.out / 'summary.md'}")
-    if failed:
-        print(f"failed: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def _load_demo(name: str):
-    if str(DEMOS_DIR) not in sys.path:  # demos import their shared helpers as when run as scripts
-        sys.path.insert(0, str(DEMOS_DIR))
-    spec = importlib.util.spec_from_file_location(f"regrecon_demo_{name}", DEMOS_DIR / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def summary_lines(name: str, summary: dict, rows: list[dict]) -> list[dict]:
-    """The rows of one demo that its ``SUMMARY`` names, as table lines.
-
-    ``summary`` keys: ``modality``; ``methods`` (row ``method`` values to show); ``metric`` (row
-    key) and ``metric_label``; ``setting`` (row keys that make the setting label); ``paper``: a
-    row key holding the paper's figure for that row, else a text shown as it is.
-    """
-    lines = []
-    for row in rows:
-        if row["method"] not in summary["methods"]:
-            continue
-        paper = summary["paper"]
-        if paper in row:
-            paper = "-" if row[paper] is None or math.isnan(row[paper]) else f"{row[paper]:.2f}"
-        lines.append({
-            "demo": name, "method": row["method"], "modality": summary["modality"],
-            "setting": ", ".join(_setting_text(k, row[k]) for k in summary["setting"]) or "-",
-            "metric": summary["metric_label"], "ours": f"{row[summary['metric']]:.3g}" if abs(row[summary["metric"]]) < 1 else f"{row[summary['metric']]:.2f}",
-            "paper": paper,
-        })  # fmt: skip
-    return lines
-
-
-def _setting_text(key: str, value: object) -> str:
-    if key == "noise" and isinstance(value, float):
-        return f"noise {value:.0%}"
-    return str(value)
-
-
-def render_summary(lines: list[dict]) -> str:
-    """Markdown table of :func:`summary_lines` output."""
-    head = ("demo", "method", "modality", "setting", "metric", "ours", "paper")
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    out += ["| " + " | ".join(str(line[h]) for h in head) + " |" for line in lines]
-    return "\n".join(out) + "\n"
 
 
 # ----------------------------------------------------------------------------- reconstruct

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recon.result import ReconInfo
+
 #: file suffixes :func:`load_measurements` reads
 MEASUREMENT_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
 
@@ -136,13 +138,20 @@ def _jsonable(value: object) -> object:
     return repr(value)
 
 
-def split_info(info: Mapping) -> tuple[dict, dict[str, np.ndarray]]:
+def split_info(info: ReconInfo | Mapping) -> tuple[dict, dict[str, np.ndarray]]:
     """Split a method's info into JSON-able scalars and array series (the solver history).
 
-    Nested mappings and dataclasses (a solver ``History``) are flattened with ``/`` in the key;
-    numeric sequences and tensors of other than one element become array series, one-element ones
-    numbers; anything else is kept as its text.
+    A :class:`recon.result.ReconInfo` is read field by field (``history``, ``n_iter``,
+    ``converged``, ``stop_reason``, ``seconds``, ``params/...``, ``extra/...``); a plain mapping (from
+    a user's own callable in :func:`recon.batch.reconstruct_many`) key by key. Nested mappings
+    and dataclasses (a solver ``History``) are flattened with ``/`` in the key; numeric sequences
+    and tensors of other than one element become array series, one-element ones numbers; anything
+    else is kept as its text.
     """
+    if isinstance(info, ReconInfo):
+        info = {field.name: getattr(info, field.name) for field in dataclasses.fields(info)}
+    elif not isinstance(info, Mapping):
+        raise TypeError(f"info: expected a ReconInfo or a mapping, received {type(info).__name__}")
     scalars: dict = {}
     series: dict[str, np.ndarray] = {}
     for key, value in _flatten(info):
@@ -194,7 +203,7 @@ def check_hdf5_path(name: str, path: object) -> Path:
 def write_result(
     path: str | os.PathLike,
     x: torch.Tensor | np.ndarray,
-    info: Mapping,
+    info: ReconInfo | Mapping,
     attrs: Mapping,
     wall_time_s: float,
 ) -> Path:
@@ -204,7 +213,7 @@ def write_result(
         path: target ``.h5`` / ``.hdf5`` file; its folder is created if missing; an existing file
             is replaced only once the new one is complete.
         x: the reconstruction.
-        info: the method's info dict (see :func:`split_info`).
+        info: the method's :class:`~recon.result.ReconInfo` (see :func:`split_info`).
         attrs: provenance attributes (see :func:`provenance`).
         wall_time_s: wall time of the reconstruction, seconds.
 

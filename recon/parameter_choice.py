@@ -1,12 +1,16 @@
-"""Regularization-parameter rules shared by the methods.
+r"""Regularization-parameter rules shared by the methods.
 
-The discrepancy principle (Morozov) picks alpha so that the data misfit of the regularized
-solution equals the noise norm times a safety factor:
+The discrepancy principle (Morozov) picks :math:`\alpha` so that the data misfit of the
+regularized solution equals the noise norm times a safety factor:
 
-    || A x_alpha - y ||_2 = tau * ||e||_2 ,   tau slightly above 1 (default 1.01).
+.. math::
+    \|A x_\alpha - y\|_2 = \tau\,\|e\|_2, \qquad \tau \text{ slightly above 1 (default 1.01)},
 
-The misfit grows monotonically with alpha for Tikhonov-type problems, so the rule is a scalar
-root search in log(alpha).
+with :math:`\|e\|` from ``noise_level`` or ``noise_std`` (:attr:`recon.noise.Noise.norm`). The
+misfit grows monotonically with :math:`\alpha` for Tikhonov-type problems, so the rule is a
+scalar root search in :math:`\log\alpha` (:func:`discrepancy_alpha`). Rules without a noise
+estimate (generalized cross-validation) minimise a criterion in :math:`\log\alpha`
+(:func:`minimize_log_alpha`).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def discrepancy_alpha(
     misfit: Callable[[torch.Tensor], float],
     target: float,
     alpha0: float,
+    *,
     rtol: float = 0.01,
     max_evals: int = 15,
 ) -> DiscrepancyResult:
@@ -51,8 +56,8 @@ def discrepancy_alpha(
         solve: ``solve(alpha, x_warm) -> x`` returns the regularized solution; ``x_warm`` is the
             previous solution (or None) for warm starts.
         misfit: ``misfit(x) -> ||A x - y||``.
-        target: the wanted misfit tau * ||e|| (> 0).
-        alpha0: first guess.
+        target: the wanted misfit tau * ||e|| (> 0, units of y).
+        alpha0: first guess (> 0, the units of the method's alpha).
         rtol: stop when |misfit / target - 1| <= rtol.
         max_evals: budget of ``solve`` calls; the best bracketed value is returned when spent.
 
@@ -104,7 +109,7 @@ def discrepancy_alpha(
 
 
 def minimize_log_alpha(
-    fn: Callable[[float], float], alpha_lo: float, alpha_hi: float, n_grid: int = 7, n_refine: int = 8
+    fn: Callable[[float], float], alpha_lo: float, alpha_hi: float, *, n_grid: int = 7, n_refine: int = 8
 ) -> tuple[float, list[tuple[float, float]]]:
     """Minimise a scalar criterion of alpha over [alpha_lo, alpha_hi], searching in log(alpha).
 
@@ -120,6 +125,9 @@ def minimize_log_alpha(
 
     Returns:
         ``(alpha, trials)``: the best alpha evaluated and every (alpha, fn(alpha)) pair.
+
+    Example:
+        >>> best, trials = minimize_log_alpha(lambda a: (math.log(a) - 1.0) ** 2, 1e-3, 1e3)   # best ~ e
     """
     if not 0 < alpha_lo < alpha_hi:
         raise ValueError(f"alpha_lo, alpha_hi: expected 0 < alpha_lo < alpha_hi, received {alpha_lo!r}, {alpha_hi!r}")

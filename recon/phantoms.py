@@ -1,5 +1,5 @@
 """Procedural, seeded phantoms (no data set is ever downloaded): 2D CT images, dynamic (2D + time)
-objects, 3D MIMO scenes, qMRI brains.
+objects, 3D MIMO scenes, qMRI brains, layered velocity models (full-waveform inversion).
 
 Seed convention: demo / test images draw their seeds from :data:`TEST_SEEDS`; every training
 script must use seeds below ``TEST_SEEDS.start`` so that training and test images never overlap.
@@ -7,6 +7,7 @@ script must use seeds below ``TEST_SEEDS.start`` so that training and test image
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -559,3 +560,49 @@ def qmri_brain(size: int = 128, seed: int = TEST_SEEDS[0], *, dtype: torch.dtype
         m0=_as_tensor(m0, dtype.to_complex()),
         mask=_as_tensor(labels > 0, torch.bool),
     )
+
+
+#: velocity of the water layer of :func:`layered_velocity`, in m/s
+WATER_VELOCITY = 1500.0
+
+
+def layered_velocity(shape: tuple[int, int] = (64, 128), seed: int = 7) -> tuple[torch.Tensor, int]:
+    """A layered velocity model (m/s) with a dipping normal fault and a low-velocity lens, under water.
+
+    Geometry in fractions of the grid, so every ``shape`` shows the same model: water
+    (:data:`WATER_VELOCITY`) over the top 9.4 % (60 m on 64 rows of 10 m), five dipping, gently
+    undulating interfaces (six layers of 1800 to 3600 m/s in equal steps, increasing with depth,
+    each jittered by up to 80 m/s), a normal fault (a line at 60 degrees in grid fractions, 41
+    degrees on a 2:1 grid) across which the layers to its right drop by 8 % of the depth, and an
+    elliptic lens 350 m/s slower than the layers it cuts.
+
+    Args:
+        shape: (nz, nx) cells, each >= 8; rows are depth.
+        seed: seed of the interface depths, dips and velocity jitter (>= 0).
+
+    Returns:
+        ``(velocity, water_rows)``: the model in m/s, float64 (nz, nx), and the number of water rows.
+
+    Example:
+        >>> c_true, water_rows = layered_velocity((32, 64))
+    """
+    if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise ValueError(f"shape: expected (nz, nx), received {shape!r}")
+    nz, nx = (_check_size(n) for n in shape)
+    rng = np.random.default_rng(_check_seed(seed))
+    z, x = np.meshgrid((np.arange(nz) + 0.5) / nz, (np.arange(nx) + 0.5) / nx, indexing="ij")
+    water = 0.094
+    fault_x = 0.55 + (z - 0.5) / math.tan(math.radians(60.0))
+    depth = z - 0.08 * (x > fault_x)  # hanging wall (right of the fault) dropped by 8 %
+    tops = np.linspace(0.22, 0.82, 5) + rng.uniform(-0.03, 0.03, 5)
+    dips = rng.uniform(-0.08, 0.08, 5)
+    phase = rng.uniform(0, 2 * math.pi)
+    speeds = np.linspace(1800.0, 3600.0, 6) + rng.uniform(-80.0, 80.0, 6)
+    undulation = 0.015 * np.sin(2 * math.pi * x + phase)
+    layer = sum(depth > top + dip * (x - 0.5) + undulation for top, dip in zip(tops, dips, strict=True))
+    velocity = speeds[np.asarray(layer, dtype=int)]
+    lens = ((z - 0.45) / 0.08) ** 2 + ((x - 0.3) / 0.14) ** 2 <= 1.0
+    velocity = np.where(lens, velocity - 350.0, velocity)
+    water_rows = max(1, round(water * nz))
+    velocity[:water_rows] = WATER_VELOCITY
+    return torch.from_numpy(velocity), water_rows

@@ -8,8 +8,10 @@ the ``torch_state`` fixture, which restores it.
 
 The same holds for numba's OpenMP pool (the CT projectors): two workers of two spinning threads
 each on two cores made the graphLa demo test take 14 min instead of about 2, so numba gets one
-thread per worker too. ``make test`` also distributes whole files (``--dist loadfile``): a
-module-scoped fixture that runs a demo then runs once, not once per worker.
+thread per worker too. Both are set by :func:`operators.kernels.threads.set_num_threads`, which
+starts numba's OpenMP layer before setting torch's count: started afterwards, the layer would
+reset torch's count to the number of cores. ``make test`` also distributes whole files
+(``--dist loadfile``): a module-scoped fixture that runs a demo then runs once, not once per worker.
 """
 
 import numba
@@ -17,16 +19,18 @@ import pytest
 import torch
 
 from denoisers.hvae import HVAE
+from operators.kernels.threads import set_num_threads
 
-torch.set_num_threads(1)
-numba.set_num_threads(1)
+set_num_threads(1)
 
 
 @pytest.fixture
 def torch_state():
-    """For tests that change torch's thread count or deterministic mode: restore both afterwards."""
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    """For tests that change thread counts (torch's, numba's) or torch's deterministic mode: restore them afterwards."""
+    threads, numba_threads = torch.get_num_threads(), numba.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
     yield
+    numba.set_num_threads(numba_threads)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic)
 

@@ -97,7 +97,7 @@ def test_cluster_results_equal_sequential_with_provenance(client, problem, tmp_p
     assert '"class": "ParallelBeamCT"' in attrs["geometry"] and '"n_angles": 30' in attrs["geometry"]
     with h5py.File(store, "r") as fh:
         assert (fh["seconds"][()] > 0).all()
-        assert '"iterations": 25' in fh["history/3"].attrs["info"]
+        assert '"n_iter": 25' in fh["history/3"].attrs["info"]
         assert fh["history/3/history/objective"].shape == (25,)
 
 

@@ -1,5 +1,6 @@
 """The regrecon command line: reconstruct from a TOML config (equal to the Python API), provenance,
-atomic writes, bad configs, info, demo summaries and the console script."""
+atomic writes, bad configs, info and the console script (the demos have their own runner, tested in
+test_demo_run.py)."""
 
 from __future__ import annotations
 
@@ -64,14 +65,14 @@ def test_reconstruct_equals_python_api_and_records_provenance(workdir: Path) -> 
     with h5py.File(workdir / "c.h5") as fh:
         np.testing.assert_array_equal(fh["x"][()], x_api.numpy())
         attrs = dict(fh.attrs)
-        np.testing.assert_allclose(fh["history/objective"][()], info["history"].objective)
+        np.testing.assert_allclose(fh["history/objective"][()], info.history.objective)
     assert attrs["method"] == "tv"
     assert attrs["params"] == '{"alpha": 0.01, "max_iter": 40}'
     assert '"operator": "parallel_beam_ct"' in attrs["geometry"] and '"n_angles": 30' in attrs["geometry"]
     assert attrs["input_sha256"] == sha256_file(workdir / "sino.npy")
     assert attrs["regrecon_version"] and attrs["torch_version"] and attrs["deepinv_version"]
     assert attrs["wall_time_s"] > 0
-    assert '"iterations": 40' in attrs["info"]
+    assert '"n_iter": 40' in attrs["info"]
 
 
 def test_output_option_and_atomic_write(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,7 +169,7 @@ def test_info_lists_backends_and_weights(capsys: pytest.CaptureFixture) -> None:
     assert "MISMATCH" not in out and out.count(" ok  python -m denoisers.train") >= 5
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["reconstruct"], ["info"]])
+@pytest.mark.parametrize("command", [[], ["reconstruct"], ["info"]])
 def test_help_on_every_command(capsys: pytest.CaptureFixture, command: list[str]) -> None:
     with pytest.raises(SystemExit) as stop:
         _run(*command, "--help")
@@ -182,28 +183,10 @@ def test_console_script_is_installed() -> None:
     assert done.stdout.startswith("regrecon ")
 
 
-def test_demo_rejects_unknown_name(capsys: pytest.CaptureFixture) -> None:
-    assert _run("demo", "no_such_demo") == 2
-    assert "NAME: unknown demo 'no_such_demo'" in capsys.readouterr().err
-
-
-def test_every_demo_declares_a_summary_of_its_own_methods() -> None:
-    names = cli.demo_names()
-    assert {"ct_graphla", "deblur_pnp_hvae", "mri_qmri_nlcg", "fwi_sobolev"} <= set(names)
-    for name in names:
-        summary = cli._load_demo(name).SUMMARY
-        assert set(summary) == {"modality", "methods", "metric", "metric_label", "setting", "paper"}, name
-
-
-def test_summary_lines_render_rows() -> None:
-    summary = {"modality": "CT", "methods": ("La+TV",), "metric": "psnr_mean", "metric_label": "PSNR (dB)",
-               "setting": ("noise",), "paper": "paper_psnr"}  # fmt: skip
-    rows = [
-        {"noise": 0.02, "method": "TV", "psnr_mean": 30.0, "paper_psnr": 28.8},
-        {"noise": 0.02, "method": "La+TV", "psnr_mean": 33.456, "paper_psnr": 34.92},
-        {"noise": 0.04, "method": "La+TV", "psnr_mean": 30.1, "paper_psnr": float("nan")},
-    ]
-    lines = cli.summary_lines("ct_graphla", summary, rows)
-    assert [(ln["setting"], ln["ours"], ln["paper"]) for ln in lines] == [("noise 2%", "33.46", "34.92"), ("noise 4%", "30.10", "-")]
-    table = cli.render_summary(lines)
-    assert table.splitlines()[2] == "| ct_graphla | La+TV | CT | noise 2% | PSNR (dB) | 33.46 | 34.92 |"
+def test_cli_does_not_know_the_demos(capsys: pytest.CaptureFixture) -> None:
+    """The demos run with their own runner (python -m demos); an installed wheel has no demos."""
+    with pytest.raises(SystemExit) as stop:
+        _run("demo", "--quick")
+    assert stop.value.code == 2
+    assert "invalid choice: 'demo'" in capsys.readouterr().err
+    assert "demos" not in Path(cli.__file__).read_text()

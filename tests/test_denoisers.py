@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import json
 import shutil
+from importlib.resources import files
+from pathlib import Path
 
 import pytest
 import torch
 
 from denoisers import load, zoo
 from denoisers.dncnn import DnCNN
-from denoisers.train import (
-    HVAE_CROP,
-    WEIGHTS_DIR,
-    ct_pairs,
-    dynamic_frames,
-    evaluate_ct_unet,
-    evaluate_dncnn,
-    evaluate_mimo_unet3d,
-    hvae_pool,
-    hvae_tiles,
-    mimo_magnitudes,
-)
 from denoisers.unet import CTUNet
 from denoisers.unet3d import UNet3D
+from denoisers.zoo import WEIGHTS_DIR
 from recon.phantoms import TEST_SEEDS
+from recon.training import REGISTRY
+from recon.training.ct_dncnn import evaluate_dncnn
+from recon.training.ct_unet import evaluate_ct_unet
+from recon.training.data import HVAE_CROP, ct_pairs, dynamic_frames, hvae_pool, hvae_tiles, mimo_magnitudes
+from recon.training.mimo_unet3d import evaluate_mimo_unet3d
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +93,20 @@ def test_ct_unet_rejects_bad_input_shape(ct_unet):
         ct_unet(torch.zeros(1, 2, 64, 64))
 
 
+def test_zoo_classes_are_the_shipped_cards_and_the_training_recipes():
+    # the zoo keeps its own name -> class map (denoisers never imports recon.training); the two agree
+    shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))
+    assert list(zoo.available()) == shipped == sorted(REGISTRY)
+    for name, cls in zoo.ARCHITECTURES.items():
+        assert zoo.card(name)["model"]["class"] == f"{cls.__module__}.{cls.__qualname__}"
+        assert REGISTRY[name].build is cls
+
+
+def test_weights_are_package_data():
+    assert WEIGHTS_DIR == Path(str(files("denoisers.weights")))
+    assert WEIGHTS_DIR.resolve() == (Path(__file__).resolve().parents[1] / "data" / "weights")  # the editable install
+
+
 def test_unknown_name_lists_known_ones():
     with pytest.raises(ValueError, match="ct_unet"):
         load("no_such_net")
@@ -125,5 +135,5 @@ def test_tampered_weights_raise(tmp_path, monkeypatch):
 
 
 def test_missing_weights_name_the_reproduce_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m denoisers.train ct_unet"):
+    with pytest.raises(FileNotFoundError, match="python -m recon.training ct_unet"):
         load("ct_unet", weights_dir=tmp_path)

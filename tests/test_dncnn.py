@@ -7,8 +7,9 @@ import torch
 
 from denoisers import load
 from denoisers.dncnn import DnCNN
-from denoisers.train import DNCNN_KINDS, REGISTRY, dynamic_frames, gaussian_noisy, main
 from recon.phantoms import TEST_SEEDS, dynamic_object
+from recon.training import REGISTRY, main
+from recon.training.data import DNCNN_KINDS, dynamic_frames, gaussian_noisy
 
 # ----------------------------------------------------------------------------- network
 

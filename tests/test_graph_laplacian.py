@@ -140,6 +140,11 @@ def test_bad_input_errors(kwargs, exc, name):
         build_graph_laplacian(**args)
 
 
+def test_window_and_scale_are_keyword_only():
+    with pytest.raises(TypeError):
+        build_graph_laplacian(np.zeros((4, 5)), 5, 1e-3)
+
+
 def test_apply_bad_input(smooth_image):
     lap = build_graph_laplacian(smooth_image, R=2)
     assert isinstance(lap, GraphLaplacian)

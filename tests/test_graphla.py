@@ -12,7 +12,7 @@ import torch
 import recon
 from operators import ParallelBeamCT
 from recon.metrics import psnr
-from recon.noise import add_relative_noise, noise_norm_estimate
+from recon.noise import add_relative_noise, noise_norm_estimate, resolve_noise
 from recon.phantoms import TEST_SEEDS, coule_like
 
 
@@ -33,13 +33,15 @@ def la_fbp(problem):
 def test_la_fbp_beats_fbp_and_meets_the_discrepancy(problem, la_fbp):
     physics, x, y = problem
     x_la, info = la_fbp
-    p_fbp = float(psnr(info["psi_image"], x, 1.0)[0])  # measured 22.09
+    p_fbp = float(psnr(info.extra["psi_image"], x, 1.0)[0])  # measured 22.09
     p_la = float(psnr(x_la, x, 1.0)[0])  # measured 29.99
     assert p_la >= 29.49
     assert p_la >= p_fbp + 5.0
     target = 1.01 * float(noise_norm_estimate(y, 0.02)[0])
     assert float((physics.A(x_la) - y).norm()) <= 1.001 * target
-    assert info["alpha"][0] > 0 and info["iterations"] == [1500] and info["nnz"][0] > 0
+    assert info.params["alpha"][0] > 0 and info.n_iter == 1500 and info.extra["n_iter_per_element"] == [1500]
+    assert info.extra["nnz"][0] > 0 and len(info.history.objective) == 1500
+    assert info.params["psi"] == "fbp" and info.params["R"] == 5 and info.params["noise_level"] == pytest.approx([0.02])
 
 
 def test_oracle_graph_is_the_upper_bound(problem, la_fbp):
@@ -53,8 +55,25 @@ def test_precomputed_and_callable_psi_agree(problem):
     physics, _, y = problem
     x_fbp, _ = recon.fbp(physics, y)
     a, _ = recon.graphla(physics, y, psi=x_fbp, alpha=1e3, max_iter=50, progress=False)
-    b, _ = recon.graphla(physics, y, psi=lambda p, m: recon.fbp(p, m)[0], alpha=1e3, max_iter=50, progress=False)
+    b, info = recon.graphla(physics, y, psi=lambda p, m: recon.fbp(p, m)[0], alpha=1e3, max_iter=50, progress=False)
     assert torch.equal(a, b)
+    assert info.params["alpha"] == [1e3] and "noise_std" not in info.params
+
+
+def test_noise_level_and_the_matching_noise_std_agree(problem):
+    physics, _, y = problem
+    noise = resolve_noise(physics, y, noise_level=0.02, noise_std=None)
+    a, info_a = recon.graphla(physics, y, psi="fbp", noise_level=0.02, max_iter=100, progress=False)
+    b, info_b = recon.graphla(physics, y, psi="fbp", noise_std=float(noise.std[0]), max_iter=100, progress=False)
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    assert info_b.params["alpha"] == pytest.approx(info_a.params["alpha"], rel=1e-5)
+
+
+def test_reweighted_q_concatenates_the_histories(problem):
+    physics, _, y = problem
+    x, info = recon.graphla(physics, y, psi="fbp", alpha=1e3, q=0.5, n_reweight=3, max_iter=10, tol=0.0, progress=False)
+    assert info.n_iter == 30 and len(info.history.residual) == 30 and info.extra["n_iter_per_element"] == [30]
+    assert info.params["q"] == 0.5 and info.params["n_reweight"] == 3 and x.shape == (1, 1, 64, 64)
 
 
 @pytest.mark.parametrize(
@@ -67,6 +86,8 @@ def test_precomputed_and_callable_psi_agree(problem):
         ({"psi": "true"}, ValueError, "x_true"),
         ({"q": 1.5}, ValueError, "q"),
         ({"noise_level": None}, ValueError, "alpha / noise_level"),
+        ({"noise_std": 0.1}, ValueError, "noise_level / noise_std"),
+        ({"psi": "tv", "noise_level": None, "alpha": 1.0}, ValueError, "noise_level / noise_std"),
     ],
 )
 def test_bad_input(problem, kwargs, exc, match):

@@ -7,22 +7,12 @@ import math
 import pytest
 import torch
 
-from denoisers import load
+from denoisers import load, zoo
 from denoisers.hvae import HVAE, gaussian_kl
-from denoisers.train import (
-    HVAE_HELD_OUT_IMAGES,
-    HVAE_TRAIN_IMAGES,
-    REGISTRY,
-    evaluate_hvae,
-    hvae_image,
-    hvae_patches,
-    hvae_pool,
-    hvae_texture,
-    hvae_tiles,
-    main,
-)
 from recon.phantoms import TEST_SEEDS
-
+from recon.training import REGISTRY, main
+from recon.training.data import HVAE_HELD_OUT_IMAGES, HVAE_TRAIN_IMAGES, hvae_image, hvae_patches, hvae_pool, hvae_texture, hvae_tiles
+from recon.training.hvae import evaluate_hvae
 
 
 def _images(b: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -308,12 +298,10 @@ def test_hvae_pool_uses_training_seeds_only():
 
 
 def test_shipped_hvae_loads_offline_and_reproduces_the_cards_held_out_elbo():
-    from denoisers.zoo import WEIGHTS_DIR, card
-
-    info = card("hvae")
+    info = zoo.card("hvae")
     vae = load("hvae")  # sha256-checked, offline
     assert isinstance(vae, HVAE) and not vae.training and vae.strides == (8, 4, 2)
-    assert (WEIGHTS_DIR / "hvae.pt").stat().st_size < 5 * 1024**2
+    assert (zoo.WEIGHTS_DIR / "hvae.pt").stat().st_size < 5 * 1024**2
     assert info["model"]["n_parameters"] == sum(p.numel() for p in vae.parameters())
     held = info["held_out"]
     tiles = hvae_tiles([hvae_image(n) for n in HVAE_HELD_OUT_IMAGES], held["tile"])

@@ -17,11 +17,13 @@ import recon
 from operators import NearFieldMIMO
 from operators import mimo_geometry as mg
 from recon.metrics import magnitude_psnr
-from recon.regularizers.magnitude import magnitude_prox, soft_threshold
-from recon.regularizers.tv import tv_denoiser
+from recon.regularizers.magnitude import magnitude_prox
+from recon.regularizers.prior import L1Prior, TVPrior, as_denoiser
 from recon.solvers import CSALSA
 
 SMALL = (5, 6, 7)
+#: the soft threshold max(m - t, 0) on magnitudes, as the one prior protocol gives it: D(m, t)
+soft_threshold = as_denoiser(L1Prior())
 
 
 def _small(budget: int = 0, **kw) -> NearFieldMIMO:
@@ -147,7 +149,7 @@ def test_magnitude_prox_quadratic_matches_numerical_minimiser():
 
 def test_magnitude_prox_keeps_the_phase_and_refuses_real_input():
     u = _randc((1, 1, 4, 4, 4), 7)
-    out = magnitude_prox(tv_denoiser(5))(u, 0.1)
+    out = magnitude_prox(as_denoiser(TVPrior(n_iter=5)))(u, 0.1)
     nz = out.abs() > 1e-9
     torch.testing.assert_close(torch.angle(out[nz]), torch.angle(u[nz]))
     with pytest.raises(TypeError, match="u"):
@@ -201,13 +203,20 @@ def test_magnitude_psnr_ignores_scale_and_phase():
 @pytest.mark.parametrize(
     "call, exc, word",
     [
-        (lambda op, y: recon.magnitude_pnp(op, y, "l2", noise_level=0.1), ValueError, "prior"),
-        (lambda op, y: recon.magnitude_pnp(op, y, "l1"), ValueError, "noise_level"),
-        (lambda op, y: recon.magnitude_pnp(op, y, "l1", noise_level=0.1, epsilon=1.0), ValueError, "noise_level"),
-        (lambda op, y: recon.magnitude_pnp(op, y, "l1", noise_level=-0.1), ValueError, "noise_level"),
-        (lambda op, y: recon.magnitude_pnp(op, y.real, "l1", noise_level=0.1), TypeError, "y"),
+        (lambda op, y: recon.magnitude_pnp(op, y, prior="l2", noise_level=0.1), ValueError, "prior"),
+        (lambda op, y: recon.magnitude_pnp(op, y, prior="unet3d", noise_level=0.1), ValueError, "prior"),
+        (lambda op, y: recon.magnitude_pnp(op, y, prior="ct_dncnn", noise_level=0.1), ValueError, "prior"),
+        (lambda op, y: recon.magnitude_pnp(op, y, prior=3.0, noise_level=0.1), TypeError, "prior"),
+        (lambda op, y: recon.magnitude_pnp(op, y, prior="l1"), ValueError, "noise_level / noise_std / epsilon"),
+        (lambda op, y: recon.magnitude_pnp(op, y, prior="l1", noise_level=0.1, epsilon=1.0), ValueError, "noise_level"),
+        (lambda op, y: recon.magnitude_pnp(op, y, prior="l1", noise_level=0.1, noise_std=1.0), ValueError, "noise_std"),
+        (lambda op, y: recon.magnitude_pnp(op, y, prior="l1", noise_level=-0.1), ValueError, "noise_level"),
+        (lambda op, y: recon.magnitude_pnp(op, y, prior="l1", noise_std=-0.1), ValueError, "noise_std"),
+        (lambda op, y: recon.magnitude_pnp(op, y, prior=L1Prior(), noise_level=0.1), ValueError, "strength"),
+        (lambda op, y: recon.magnitude_pnp(op, y, "l1", noise_level=0.1), TypeError, "positional"),
+        (lambda op, y: recon.magnitude_pnp(op, y.real, prior="l1", noise_level=0.1), TypeError, "y"),
         (lambda op, y: recon.backprojection(op, y.abs()), TypeError, "y"),
-        (lambda op, y: recon.magnitude_pnp(None, y, "l1", noise_level=0.1), TypeError, "physics"),
+        (lambda op, y: recon.magnitude_pnp(None, y, prior="l1", noise_level=0.1), TypeError, "physics"),
     ],
 )
 def test_magnitude_pnp_bad_input(call, exc, word):
@@ -215,3 +224,53 @@ def test_magnitude_pnp_bad_input(call, exc, word):
     y = op.A(_randc((1, 1, *SMALL), 5, torch.complex64))
     with pytest.raises(exc, match=word):
         call(op, y)
+
+
+def _pnp_problem():
+    op = _small()
+    x = _randc((1, 1, *SMALL), 5, torch.complex64)
+    y0 = op.A(x)
+    std = 0.05 * float(y0.abs().pow(2).mean().sqrt())
+    return op, x, y0 + std * _randc(y0.shape, 6, torch.complex64) / math.sqrt(2), std
+
+
+def test_magnitude_pnp_noise_words():
+    # noise_std is the std per complex entry (E|e_i|^2 = std^2): epsilon = std sqrt(M), as the epsilon= keyword;
+    # noise_level is relative, and the noise_std that matches it gives the same reconstruction
+    op, _, y, std = _pnp_problem()
+    run = dict(prior="l1", max_iter=10, tol=0.0, progress=False)
+    x_std, info = recon.magnitude_pnp(op, y, noise_std=std, **run)
+    assert info.params["epsilon"] == pytest.approx(std * math.sqrt(y.numel()), rel=1e-6)
+    x_eps, _ = recon.magnitude_pnp(op, y, epsilon=std * math.sqrt(y.numel()), **run)
+    torch.testing.assert_close(x_eps, x_std, rtol=1e-5, atol=1e-6 * float(x_std.abs().max()))
+    level = float(info.params["noise_level"][0])
+    assert 0.01 < level < 0.2  # the relative level of this noise, not its std
+    x_level, info_level = recon.magnitude_pnp(op, y, noise_level=level, **run)
+    assert info_level.params["epsilon"] == pytest.approx(info.params["epsilon"], rel=1e-5)
+    torch.testing.assert_close(x_level, x_std, rtol=1e-4, atol=1e-5 * float(x_std.abs().max()))
+
+
+def test_magnitude_pnp_accepts_the_three_kinds_of_prior():
+    op, x, y, std = _pnp_problem()
+    run = dict(noise_std=std, strength=0.2, max_iter=10, tol=0.0, progress=False)
+    x_name, info = recon.magnitude_pnp(op, y, prior="l1", x_true=x, **run)
+    assert info.params["prior"] == "l1" and info.params["strength"] == 0.2 and info.n_iter == 10
+    assert len(info.history.psnr) == 10 and info.extra["scale"] > 0 and x_name.shape == x.shape
+    x_object, info_object = recon.magnitude_pnp(op, y, prior=L1Prior(), **run)
+    assert info_object.params["prior"] == "L1Prior"
+
+    def shrink(m, sigma):
+        return torch.clamp(m - sigma, min=0.0)
+
+    x_callable, info_callable = recon.magnitude_pnp(op, y, prior=shrink, **run)
+    assert info_callable.params["prior"] == "shrink"
+    torch.testing.assert_close(x_object, x_name)
+    torch.testing.assert_close(x_callable, x_name)
+
+
+def test_magnitude_pnp_defaults_per_registered_prior():
+    op, _, y, std = _pnp_problem()
+    _, info = recon.magnitude_pnp(op, y, prior="tv", noise_std=std, max_iter=2, progress=False)
+    assert info.params["strength"] == 0.01 and info.params["kappa"] == 500.0
+    _, info = recon.magnitude_pnp(op, y, prior="l1", noise_std=std, tol=1.0, progress=False)
+    assert info.params["max_iter"] == 150 and info.converged and info.n_iter == 1

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from deepinv.physics import BlurFFT, Inpainting, MultiCoilMRI
 from operator_registry import operator_params
+
+from operators import AcousticWave2D, QuantitativeMRI, SenseMRI
+from operators.shapes import image_shape, measurement_shape
 
 
 def _data_like(op, x: torch.Tensor, seed: int = 1) -> torch.Tensor:
@@ -87,3 +91,44 @@ def test_autograd_gradient_is_adjoint(case):
     u = case.random_input(batch=1, dtype=torch.float64, seed=6)
     _vdot(u, op.A_adjoint(v)).real.sum().backward()
     torch.testing.assert_close(v.grad, op.A(u), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("case", operator_params())
+def test_declared_shapes(case):
+    # A of an x shaped (1, *img_shape) is shaped (1, *meas_shape), and A_adjoint maps back.
+    # deepinv's own classes declare only the image shape (through img_size).
+    op = case.build()
+    shape = image_shape(op)
+    assert shape == case.x_shape
+    x = case.random_input(batch=1).reshape(1, *shape)
+    y = op.A(x)
+    if type(op).__module__.startswith("operators."):
+        assert tuple(y.shape) == (1, *measurement_shape(op))
+    else:
+        with pytest.raises(TypeError, match="^physics: expected an operator that declares its measurement shape"):
+            measurement_shape(op)
+    assert tuple(op.A_adjoint(y).shape) == (1, *shape)
+
+
+def test_declared_shapes_of_nonlinear_operators():
+    gen = torch.Generator().manual_seed(0)
+    maps = torch.randn(3, 6, 5, dtype=torch.complex128, generator=gen)
+    qmri = QuantitativeMRI(SenseMRI(torch.ones(4, 6, 5, dtype=torch.float64), maps), "t2", [10.0, 20.0, 30.0, 40.0])
+    x = torch.rand(1, *image_shape(qmri), dtype=torch.float64) + 1.0
+    assert image_shape(qmri) == (3, 6, 5) and tuple(qmri.A(x).shape) == (1, *measurement_shape(qmri)) == (1, 3, 4, 6, 5)
+    # the wave operator maps ONE model (no batch or channel axis): its shapes are those of A's input and output
+    wave = AcousticWave2D((8, 10), 10.0, 1e-3, 12, [(1, 2), (1, 7)], [(1, j) for j in range(10)], n_absorb=2)
+    traces = wave.A(torch.full(image_shape(wave), 2000.0))
+    assert image_shape(wave) == (8, 10) and tuple(traces.shape) == measurement_shape(wave) == (2, 12, 10)
+
+
+def test_image_shape_of_deepinv_operators():
+    # deepinv 0.5.0 records img_size as (C, *spatial) for these ...
+    assert image_shape(BlurFFT(img_size=(3, 16, 12), filter=torch.full((1, 1, 3, 3), 1.0 / 9))) == (3, 16, 12)
+    assert image_shape(Inpainting(img_size=(2, 8, 9), mask=0.5)) == (2, 8, 9)
+    # ... but MultiCoilMRI keeps the img_size it was given (default (320, 320)): read off its mask
+    coils = MultiCoilMRI(mask=torch.ones(12, 10), coil_maps=torch.ones(3, 12, 10, dtype=torch.complex64))
+    assert coils.img_size == (320, 320) and image_shape(coils) == (2, 12, 10)
+    assert tuple(coils.A_adjoint(coils.A(torch.randn(1, 2, 12, 10))).shape) == (1, 2, 12, 10)
+    with pytest.raises(TypeError, match="^physics: expected an operator that declares its image shape"):
+        image_shape(torch.nn.Identity())

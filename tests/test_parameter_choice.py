@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.optimize import brentq
 
-from recon.parameter_choice import discrepancy_alpha
+from recon.parameter_choice import discrepancy_alpha, minimize_log_alpha
 
 
 def _diagonal_problem():
@@ -50,10 +50,10 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_minimize_log_alpha_finds_the_minimum_of_a_log_parabola():
-    from recon.parameter_choice import minimize_log_alpha
-
     best, trials = minimize_log_alpha(lambda a: (math.log(a) - math.log(3.7)) ** 2, 1e-3, 1e3, n_refine=20)
     assert math.isclose(best, 3.7, rel_tol=1e-3)
     assert len(trials) == 7 + 20
     with pytest.raises(ValueError, match="alpha_lo"):
         minimize_log_alpha(lambda a: a, 1.0, 0.5)
+    with pytest.raises(TypeError):
+        minimize_log_alpha(lambda a: a, 1.0, 2.0, 7)  # keyword-only past the data

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import deepinv
 import pytest
 import torch
 from deepinv.physics import BlurFFT, Inpainting, LinearPhysics
@@ -14,16 +15,19 @@ from torch.nn import functional as F
 import recon
 from denoisers.dncnn import DnCNN
 from denoisers import load
-from denoisers.train import HVAE_HELD_OUT_IMAGES, HVAE_VAL_FIRST_SEED, REGISTRY, main
-from recon.methods._data_term import data_x_step, noise_std
+from recon.training import REGISTRY, main
+from recon.training.data import HVAE_HELD_OUT_IMAGES, HVAE_VAL_FIRST_SEED
+from recon.methods._data_term import data_x_step, start_image
 from recon.methods.pnp_baselines import pnp_admm, red, wiener
 from recon.methods.pnp_hvae import latent_update, pnp_hvae, temperature_schedule
 from recon.metrics import psnr
-from recon.noise import noise_norm_estimate
+from recon.noise import measured_entries, noise_norm_estimate
+from recon.regularizers.prior import DenoiserPrior
+from recon.result import ReconInfo
 from recon.solvers import NonFiniteError, solve_spd
 
 N = 32
-SIGMA = 0.05
+NOISE_STD = 0.05
 
 
 
@@ -49,12 +53,12 @@ def _inpainting(n: int = N) -> Inpainting:
 
 
 def _generic(physics: LinearPhysics) -> LinearPhysics:
-    """The same operator seen as a plain LinearPhysics (forces the CG x-step)."""
-    return LinearPhysics(A=physics.A, A_adjoint=physics.A_adjoint)
+    """The same operator seen as a plain LinearPhysics (forces the CG x-step), declaring its image size."""
+    return LinearPhysics(A=physics.A, A_adjoint=physics.A_adjoint, img_size=physics.img_size)
 
 
-def _noisy(physics: LinearPhysics, x: torch.Tensor, sigma: float = SIGMA) -> torch.Tensor:
-    return physics.A(x) + sigma * physics.A(torch.ones_like(x)).ne(0) * torch.randn(
+def _noisy(physics: LinearPhysics, x: torch.Tensor, noise_std: float = NOISE_STD) -> torch.Tensor:
+    return physics.A(x) + noise_std * physics.A(torch.ones_like(x)).ne(0) * torch.randn(
         x.shape, generator=torch.Generator().manual_seed(5), dtype=x.dtype
     )
 
@@ -193,22 +197,47 @@ def test_cg_x_step_on_a_generic_operator():
     assert _normal_residual(physics, y, out, v, 0.1) < 1e-9
 
 
-def test_noise_std_from_sigma_or_relative_level():
+def test_start_image_is_the_data_or_the_adjoint_and_checks_x0():
     x = _smooth_images()
     blur, mask = _blur(), _inpainting()
-    assert noise_std(blur, blur.A(x), 0.03, None) == 0.03
     y = blur.A(x)
-    expected = noise_norm_estimate(y, 0.05) / math.sqrt(N * N)
-    torch.testing.assert_close(noise_std(blur, y, None, 0.05).flatten(), expected)
-    y = mask.A(x)  # only the observed pixels are measurements
-    observed = float(mask.mask.sum())
-    torch.testing.assert_close(noise_std(mask, y, None, 0.05).flatten(), noise_norm_estimate(y, 0.05) / math.sqrt(observed))
-    with pytest.raises(ValueError, match="sigma / noise_level: expected exactly one"):
-        noise_std(blur, y, 0.03, 0.05)
-    with pytest.raises(ValueError, match="sigma / noise_level: expected exactly one"):
-        noise_std(blur, y, None, None)
-    with pytest.raises(ValueError, match="sigma: expected a finite number > 0"):
-        noise_std(blur, y, 0.0, None)
+    assert torch.equal(start_image(blur, y), y)
+    assert torch.equal(start_image(mask, mask.A(x)), mask.A_adjoint(mask.A(x)))
+    x0 = torch.rand(2, 1, N, N)
+    out = start_image(blur, y, x0)
+    assert out.dtype == y.dtype and torch.equal(out, x0.double()) and out is not x0
+    with pytest.raises(ValueError, match=r"x0: expected a tensor of shape \(2, 1, 32, 32\)"):
+        start_image(blur, y, torch.zeros(2, 1, N, N + 1))
+    with pytest.raises(TypeError, match="physics: expected an operator that declares its image shape"):
+        start_image(LinearPhysics(A=blur.A, A_adjoint=blur.A_adjoint), y, x0)
+
+
+def _level_and_std(physics, y, r: float) -> tuple[dict, dict]:
+    """``noise_level=r`` and the matching ``noise_std`` (one image: r ||y|| / sqrt(1 + r^2) / sqrt(m))."""
+    m = float(measured_entries(physics, y)[0])
+    return {"noise_level": r}, {"noise_std": float(noise_norm_estimate(y, r)[0]) / math.sqrt(m)}
+
+
+@pytest.mark.parametrize(
+    "method, make",
+    [(m, k) for m in ("pnp_hvae", "pnp_admm", "red") for k in (_blur, _inpainting)] + [("wiener", _blur)],
+    ids=lambda v: v if isinstance(v, str) else v.__name__.strip("_"),
+)
+def test_noise_level_and_the_matching_noise_std_give_the_same_result(vae, method, make):
+    """Inpainting counts only the observed pixels as measurements (its missing pixels are noise-free zeros)."""
+    physics = make()
+    y = _noisy(physics, _smooth_images(1))
+    level, std = _level_and_std(physics, y, 0.05)
+    run = {
+        "pnp_hvae": lambda **k: pnp_hvae(physics, y, model=vae, max_iter=3, progress=False, **k),
+        "pnp_admm": lambda **k: pnp_admm(physics, y, prior=_blind, denoiser_sigma=0.05, max_iter=5, progress=False, **k),
+        "red": lambda **k: red(physics, y, prior=_blind, lam=300.0, denoiser_sigma=0.05, max_iter=5, progress=False, **k),
+        "wiener": lambda **k: wiener(physics, y, signal_power=0.01, **k),
+    }[method]
+    (a, info_a), (b, info_b) = run(**level), run(**std)
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert info_a.params["noise_std"] == pytest.approx([std["noise_std"]], rel=1e-12)
+    assert info_b.params["noise_level"] == pytest.approx([0.05], rel=1e-9)
 
 
 # ----------------------------------------------------------------------------- pnp_hvae
@@ -221,24 +250,29 @@ def test_pnp_hvae_alternates_the_documented_steps(vae, make):
     y = _noisy(physics, x)
     means = []
     record = lambda it, m: means.append(m.clone())  # noqa: E731
-    out, info = pnp_hvae(physics, y, sigma=SIGMA, model=vae, max_iter=4, reference=x, progress=False, callback=record)
+    out, info = pnp_hvae(physics, y, noise_std=NOISE_STD, model=vae, max_iter=4, reference=x, progress=False, callback=record)
     assert out.shape == x.shape and out.dtype == x.dtype and torch.isfinite(out).all()
-    hist = info["history"]
-    assert info["iterations"] == 4 and len(hist.objective) == len(hist.residual) == len(hist.psnr) == 4
+    assert isinstance(info, ReconInfo) and info.seconds > 0 and not info.converged and info.stop_reason
+    hist = info.history
+    assert info.n_iter == 4 and len(hist.objective) == len(hist.residual) == len(hist.psnr) == 4
     assert all(math.isfinite(v) for v in hist.objective + hist.residual)
-    assert info["temperatures"] == pytest.approx([0.8, 0.7, 0.6]) and info["beta"] == 1.0 and info["sigma"] == SIGMA
-    assert info["x_solver"] == {"BlurFFT": "fft", "Inpainting": "mask"}.get(type(physics).__name__, "cg")
+    params = info.params
+    assert params["temperatures"] == pytest.approx([0.8, 0.7, 0.6]) and params["beta"] == 1.0
+    assert params["noise_std"] == [NOISE_STD, NOISE_STD] and params["gamma"] == vae.gamma and params["model"] == "HVAE"
+    assert info.extra["x_solver"] == {"BlurFFT": "fft", "Inpainting": "mask"}.get(type(physics).__name__, "cg")
     assert torch.equal(out, means[-1])
-    # the last x-step solves (A^T A + beta sigma^2 / gamma^2 I) x = A^T y + beta sigma^2 / gamma^2 mu(z_prev)
-    w = SIGMA**2 / vae.gamma**2
-    tol = 1e-10 if info["x_solver"] != "cg" else 1e-5
-    assert _normal_residual(physics, y, info["x_step"], means[-2], w) < tol
+    # the last x-step solves (A^T A + beta s^2 / gamma^2 I) x = A^T y + beta s^2 / gamma^2 mu(z_prev), s = noise_std
+    w = NOISE_STD**2 / vae.gamma**2
+    tol = 1e-10 if info.extra["x_solver"] != "cg" else 1e-5
+    assert _normal_residual(physics, y, info.extra["x_step"], means[-2], w) < tol
     # the output is the decoder mean of the z-step at the last x-step image
-    temps = info["temperatures"]
+    temps = params["temperatures"]
     with torch.no_grad():
-        z, mean = vae.top_down(info["x_step"].clamp(0, 1), lambda l, nu, tau, mu, s: latent_update(nu, tau, mu, s, temps[l], 1.0))
+        z, mean = vae.top_down(
+            info.extra["x_step"].clamp(0, 1), lambda l, nu, tau, mu, s: latent_update(nu, tau, mu, s, temps[l], 1.0)
+        )
     torch.testing.assert_close(mean, out)
-    for a, b in zip(z, info["z"], strict=True):
+    for a, b in zip(z, info.extra["z"], strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -248,21 +282,23 @@ def test_pnp_hvae_objective_and_relative_level(vae):
     y = _noisy(physics, x)
     temps = [0.3, 0.5, 1.0]
     _, info = pnp_hvae(physics, y, noise_level=0.05, temperatures=temps, model=vae, max_iter=2, progress=False)
-    assert len(info["sigma"]) == 2 and info["temperatures"] == temps
-    sigma = torch.tensor(info["sigma"], dtype=torch.float64)
+    assert len(info.params["noise_std"]) == 2 and info.params["temperatures"] == temps
+    assert info.params["noise_level"] == pytest.approx([0.05, 0.05])
+    std = torch.tensor(info.params["noise_std"], dtype=torch.float64)
     # the recorded objective is J(x, z) at the last x-step image and latents, summed over the batch
+    z, x_step = info.extra["z"], info.extra["x_step"]
     with torch.no_grad():
-        mean = vae.decode(info["z"])
-        data = (physics.A(info["x_step"]) - y).double().flatten(1).square().sum(1) / (2 * sigma**2)
-        coupling = (info["x_step"] - mean).double().flatten(1).square().sum(1) / (2 * vae.gamma**2)
-        prior = -vae.log_prior(info["z"], temps).double()
-    assert info["history"].objective[-1] == pytest.approx(float((data + coupling + prior).sum()), rel=1e-5)
+        mean = vae.decode(z)
+        data = (physics.A(x_step) - y).double().flatten(1).square().sum(1) / (2 * std**2)
+        coupling = (x_step - mean).double().flatten(1).square().sum(1) / (2 * vae.gamma**2)
+        prior = -vae.log_prior(z, temps).double()
+    assert info.history.objective[-1] == pytest.approx(float((data + coupling + prior).sum()), rel=1e-5)
 
 
 def test_pnp_hvae_temperature_zero_pins_the_level_to_the_prior_mean(vae):
     physics = _blur()
     y = _noisy(physics, _smooth_images())
-    _, info = pnp_hvae(physics, y, sigma=SIGMA, temperatures=[0.0, 0.5, 0.5], model=vae, max_iter=2, progress=False)
+    _, info = pnp_hvae(physics, y, noise_std=NOISE_STD, temperatures=[0.0, 0.5, 0.5], model=vae, max_iter=2, progress=False)
     top = {}
 
     def record(l, nu, tau, mu, s):
@@ -271,8 +307,8 @@ def test_pnp_hvae_temperature_zero_pins_the_level_to_the_prior_mean(vae):
 
     with torch.no_grad():
         vae.top_down(y, record)  # the top level's prior has no parent: the same mean for any input
-    torch.testing.assert_close(info["z"][0], top[0])
-    assert math.isfinite(info["history"].objective[-1])
+    torch.testing.assert_close(info.extra["z"][0], top[0])
+    assert math.isfinite(info.history.objective[-1])
 
 
 @pytest.mark.parametrize(
@@ -281,8 +317,10 @@ def test_pnp_hvae_temperature_zero_pins_the_level_to_the_prior_mean(vae):
         ({"temperatures": (0.8, 0.7, 0.6, 0.5)}, ValueError, "temperatures: expected a number, .*received 4 values"),
         ({"temperatures": (0.8, -0.6)}, ValueError, "temperatures: expected finite numbers >= 0"),
         ({"temperatures": (0.8, float("inf"))}, ValueError, "temperatures: expected finite numbers >= 0"),
-        ({"sigma": None}, ValueError, "sigma / noise_level: expected exactly one"),
-        ({"noise_level": 0.05}, ValueError, "sigma / noise_level: expected exactly one"),
+        ({"noise_std": None}, ValueError, "noise_level / noise_std: expected exactly one of them"),
+        ({"noise_level": 0.05}, ValueError, "noise_level / noise_std: expected at most one of them"),
+        ({"noise_std": -0.1}, ValueError, "noise_std: expected a finite number"),
+        ({"noise_std": 0.0}, ValueError, r"noise_level / noise_std: expected a noise > 0 \(the data weight"),
         ({"model": "nope"}, ValueError, r"model: expected an HVAE or the name of one in denoisers.zoo .*received 'nope'"),
         ({"model": 3}, TypeError, "model: expected an HVAE or the name of one in denoisers.zoo"),
         ({"beta": 0.0}, ValueError, "beta: expected a finite number > 0"),
@@ -293,7 +331,7 @@ def test_pnp_hvae_temperature_zero_pins_the_level_to_the_prior_mean(vae):
 def test_pnp_hvae_rejects_bad_arguments(vae, kwargs, error, match):
     physics = _blur()
     y = _noisy(physics, _smooth_images())
-    args = {"sigma": SIGMA, "model": vae, "progress": False} | kwargs
+    args = {"noise_std": NOISE_STD, "model": vae, "progress": False} | kwargs
     with pytest.raises(error, match=match):
         pnp_hvae(physics, y, **args)
 
@@ -302,14 +340,14 @@ def test_pnp_hvae_rejects_images_not_divisible_by_the_stride_and_bad_problems(va
     physics = _blur(36)
     expected = r"divisible by the model's stride 8, received images of shape \(1, 1, 36, 36\)"
     with pytest.raises(ValueError, match=r"y: expected images A\^T y of shape \(B, 1, H, W\) with H and W " + expected):
-        pnp_hvae(physics, torch.rand(1, 1, 36, 36), sigma=SIGMA, model=vae)
+        pnp_hvae(physics, torch.rand(1, 1, 36, 36), noise_std=NOISE_STD, model=vae)
     three = BlurFFT((3, N, N), filter=gaussian_blur(sigma=(1.0, 1.0)))
     with pytest.raises(ValueError, match="y: expected images A\\^T y of shape \\(B, 1, H, W\\)"):
-        pnp_hvae(three, torch.rand(1, 3, N, N), sigma=SIGMA, model=vae)
+        pnp_hvae(three, torch.rand(1, 3, N, N), noise_std=NOISE_STD, model=vae)
     with pytest.raises(TypeError, match="physics: expected a deepinv LinearPhysics"):
-        pnp_hvae(lambda v: v, torch.rand(1, 1, N, N), sigma=SIGMA, model=vae)
+        pnp_hvae(lambda v: v, torch.rand(1, 1, N, N), noise_std=NOISE_STD, model=vae)
     with pytest.raises(TypeError, match="y: expected a torch.Tensor"):
-        pnp_hvae(_blur(), [[0.0]], sigma=SIGMA, model=vae)
+        pnp_hvae(_blur(), [[0.0]], noise_std=NOISE_STD, model=vae)
 
 
 def test_pnp_hvae_stops_on_nan_with_the_last_finite_decoder_mean(vae, monkeypatch):
@@ -325,7 +363,7 @@ def test_pnp_hvae_stops_on_nan_with_the_last_finite_decoder_mean(vae, monkeypatc
 
     monkeypatch.setattr(vae, "top_down", failing)
     with pytest.raises(NonFiniteError) as err:
-        pnp_hvae(physics, y, sigma=SIGMA, model=vae, max_iter=10, progress=False)
+        pnp_hvae(physics, y, noise_std=NOISE_STD, model=vae, max_iter=10, progress=False)
     assert err.value.iteration == 2 and err.value.history.iterations == 2
     assert err.value.last_iterate.shape == y.shape and torch.isfinite(err.value.last_iterate).all()
 
@@ -338,9 +376,10 @@ def test_wiener_is_the_exact_minimiser():
     physics = BlurFFT((1, n, n), filter=gaussian_blur(sigma=(1.0, 1.0)))
     x = _smooth_images(1, n)
     y = _noisy(physics, x, 0.02)
-    out, info = wiener(physics, y, sigma=0.02, signal_power=0.01)
+    out, info = wiener(physics, y, noise_std=0.02, signal_power=0.01)
     lam = 0.02**2 / 0.01
-    assert info["weight"] == pytest.approx(lam)
+    assert info.extra["weight"] == pytest.approx([lam]) and info.params["signal_power"] == 0.01
+    assert info.n_iter == 0 and info.stop_reason == "closed form" and len(info.history.objective) == 0
     basis = torch.eye(n * n, dtype=torch.float64).reshape(n * n, 1, n, n)
     a = physics.A(basis).reshape(n * n, n * n).T  # column j = A e_j
     centre = torch.eye(n * n, dtype=torch.float64) - 1.0 / (n * n)  # x - mean(x)
@@ -350,9 +389,9 @@ def test_wiener_is_the_exact_minimiser():
 
 def test_wiener_rejects_other_operators():
     with pytest.raises(TypeError, match="physics: expected a deepinv BlurFFT"):
-        wiener(_inpainting(), torch.rand(1, 1, N, N), sigma=0.01, signal_power=0.01)
+        wiener(_inpainting(), torch.rand(1, 1, N, N), noise_std=0.01, signal_power=0.01)
     with pytest.raises(ValueError, match="signal_power: expected a finite number > 0"):
-        wiener(_blur(), torch.rand(1, 1, N, N), sigma=0.01, signal_power=-1.0)
+        wiener(_blur(), torch.rand(1, 1, N, N), noise_std=0.01, signal_power=-1.0)
 
 
 def _smoothing(v: torch.Tensor) -> torch.Tensor:
@@ -362,17 +401,28 @@ def _smoothing(v: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.pad(v, (1, 1, 1, 1), mode="circular"), k)
 
 
+def _blind(v: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+    """:func:`_smoothing` as a denoiser of the prior protocol ``D(x, sigma)`` (blind: ``sigma`` ignored)."""
+    return _smoothing(v)
+
+
 @pytest.mark.parametrize("make", [_blur, _inpainting], ids=["blur", "inpainting"])
 @pytest.mark.parametrize("method", ["pnp_admm", "red"])
 def test_pnp_baselines_improve_over_the_data(make, method):
     physics = make()
     x = _smooth_images()
     y = _noisy(physics, x, 0.08)
+    common = {"progress": False, "reference": x}
     if method == "pnp_admm":
-        out, info = pnp_admm(physics, y, _smoothing, sigma=0.08, denoiser_sigma=0.05, max_iter=30, progress=False, reference=x)
+        out, info = pnp_admm(physics, y, prior=_blind, noise_std=0.08, denoiser_sigma=0.05, max_iter=30, **common)
+        assert info.params["rho"] == pytest.approx(1 / 0.05**2)
     else:
-        out, info = red(physics, y, _smoothing, sigma=0.08, lam=300.0, max_iter=30, progress=False, reference=x)
-    assert info["iterations"] >= 1 and len(info["history"].psnr) == info["iterations"]
+        out, info = red(physics, y, prior=_blind, noise_std=0.08, lam=300.0, denoiser_sigma=0.05, max_iter=30, **common)
+        assert info.params["lam"] == info.params["beta"] == 300.0
+    assert info.n_iter >= 1 and len(info.history.psnr) == info.n_iter
+    assert info.params["prior"] == "_blind" and info.params["denoiser_sigma"] == 0.05
+    assert info.params["noise_std"] == [0.08, 0.08]
+    assert info.extra["z"].shape == x.shape
     baseline = psnr(physics.A_adjoint(y), x, 1.0)
     assert (psnr(out, x, 1.0) > baseline + 1.0).all()
 
@@ -383,7 +433,7 @@ def test_red_reaches_its_fixed_point_equation():
     x = _smooth_images()
     y = _noisy(physics, x, 0.05)
     lam, s2 = 200.0, 0.05**2
-    out, _ = red(physics, y, _smoothing, sigma=0.05, lam=lam, max_iter=400, tol=1e-9, progress=False)
+    out, _ = red(physics, y, prior=_blind, noise_std=0.05, lam=lam, denoiser_sigma=0.05, max_iter=400, tol=1e-9, progress=False)
     def normal(u):
         return physics.A_adjoint(physics.A(u)) / s2 + lam * (u - _smoothing(u))
 
@@ -391,17 +441,62 @@ def test_red_reaches_its_fixed_point_equation():
     assert float((out - direct).norm() / direct.norm()) < 1e-4
 
 
+def test_pnp_admm_with_an_explicit_prior_is_exact_admm():
+    """An explicit prior R gets the prox weight denoiser_sigma^2 = 1 / rho: PnP-ADMM is then exact ADMM for
+    min 1/(2 s^2) ||Mx - y||^2 + ||x||_1, whose minimiser for inpainting is the soft threshold of y at s^2 where
+    observed and 0 where missing."""
+    physics = _inpainting()
+    y = _noisy(physics, _smooth_images() - 0.5, 0.1)
+    s2 = 0.1**2
+    out, info = pnp_admm(physics, y, prior="l1", noise_std=0.1, denoiser_sigma=0.3, max_iter=500, tol=1e-10, progress=False)
+    expected = physics.mask * torch.sign(y) * torch.clamp(y.abs() - s2, min=0.0)
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-7)
+    assert info.params["prior"] == "L1Prior" and info.converged
+
+
+def test_prior_kinds_give_the_same_pnp_admm_and_red():
+    """A callable D(x, sigma), our DenoiserPrior and deepinv's PnP / RED around it: one result; the
+    denoiser receives denoiser_sigma as its strength."""
+    physics = _blur()
+    y = _noisy(physics, _smooth_images(), 0.05)
+    seen = []
+
+    def denoiser(v, sigma):
+        seen.append(sigma)
+        return _smoothing(v)
+
+    kinds = [denoiser, DenoiserPrior(denoiser), deepinv.optim.PnP(denoiser), deepinv.optim.RED(denoiser)]
+    common = {"noise_std": 0.05, "denoiser_sigma": 0.07, "max_iter": 5, "progress": False}
+    outs = [pnp_admm(physics, y, prior=p, **common)[0] for p in kinds]
+    outs += [red(physics, y, prior=p, lam=200.0, **common)[0] for p in kinds]
+    for out in outs[1:4]:
+        torch.testing.assert_close(out, outs[0], rtol=0, atol=0)
+    for out in outs[5:]:
+        torch.testing.assert_close(out, outs[4], rtol=0, atol=0)
+    assert set(seen) == {0.07}
+
+
 def test_pnp_baselines_reject_bad_arguments():
     physics = _blur()
     y = torch.rand(1, 1, N, N)
-    with pytest.raises(TypeError, match="denoiser: expected a callable"):
-        pnp_admm(physics, y, "dncnn", sigma=0.01, denoiser_sigma=0.05)
+    with pytest.raises(ValueError, match="prior: unknown prior 'dncnn'"):
+        pnp_admm(physics, y, prior="dncnn", noise_std=0.01, denoiser_sigma=0.05)
+    with pytest.raises(TypeError, match="prior: expected a prior name"):
+        red(physics, y, prior=3, noise_std=0.01, lam=1.0, denoiser_sigma=0.05)
     with pytest.raises(ValueError, match="denoiser_sigma: expected a finite number > 0"):
-        pnp_admm(physics, y, _smoothing, sigma=0.01, denoiser_sigma=0.0)
+        pnp_admm(physics, y, prior=_blind, noise_std=0.01, denoiser_sigma=0.0)
     with pytest.raises(ValueError, match="lam: expected a finite number > 0"):
-        red(physics, y, _smoothing, sigma=0.01, lam=-1.0)
-    with pytest.raises(ValueError, match="sigma / noise_level: expected exactly one"):
-        red(physics, y, _smoothing, lam=1.0)
+        red(physics, y, prior=_blind, noise_std=0.01, lam=-1.0, denoiser_sigma=0.05)
+    with pytest.raises(ValueError, match="noise_level / noise_std: expected exactly one"):
+        red(physics, y, prior=_blind, lam=1.0, denoiser_sigma=0.05)
+    with pytest.raises(ValueError, match="noise_level / noise_std: expected a noise > 0"):
+        pnp_admm(physics, y, prior=_blind, noise_level=0.0, denoiser_sigma=0.05)
+    with pytest.raises(ValueError, match="noise_level / noise_std: expected a noise > 0"):
+        wiener(physics, y, noise_std=0.0, signal_power=0.01)
+    with pytest.raises(ValueError, match=r"x0: expected a tensor of shape \(1, 1, 32, 32\)"):
+        pnp_admm(physics, y, prior=_blind, noise_std=0.01, denoiser_sigma=0.05, x0=torch.zeros(1, 1, 8, 8))
+    with pytest.raises(TypeError):
+        pnp_admm(physics, y, _blind, noise_std=0.01, denoiser_sigma=0.05)  # keyword-only past (physics, y)
 
 
 # ----------------------------------------------------------------------------- registry / export

@@ -11,6 +11,8 @@ import recon
 from operators.mri import SenseMRI, to_channels, to_complex
 from operators.qmri import QuantitativeMRI
 from recon.methods.qmri import dictionary_fit, nlcg_maps, subspace_basis
+from recon.result import ReconInfo
+from recon.solvers import History
 
 TE = [23.0 * k for k in range(1, 9)]
 TI = [35.0, 150.0, 300.0, 1000.0, 3000.0]
@@ -130,7 +132,9 @@ def test_nlcg_reduces_the_objective_monotonically():
     x = _maps("t2", 16, 16)
     y = phys.A(x)
     _, info = nlcg_maps(phys, y, max_iter=60, progress=False)
-    obj = torch.tensor(info["history"].objective)
+    assert isinstance(info, ReconInfo) and info.n_iter == len(info.history.objective) and info.seconds > 0
+    assert info.params == {"model": "t2", "max_iter": 60, "tol": 1e-6} and info.extra["data_scale"] > 0
+    obj = torch.tensor(info.history.objective)
     assert bool((obj[1:] <= obj[:-1]).all())
     assert float(obj[-1]) < 1e-2 * float(obj[0])
 
@@ -142,6 +146,18 @@ def test_methods_accept_sense_with_model_and_times():
     a, _ = recon.qmri_fit(sense, y, model="t1", inversion_times=TI, progress=False)
     b, _ = recon.qmri_fit(QuantitativeMRI(sense, "t1", TI), y, progress=False)
     torch.testing.assert_close(a, b)
+
+
+def test_cg_methods_report_one_typed_result():
+    phys = QuantitativeMRI(_sense(8, seed=3), "t2", TE)
+    y = phys.A(_maps("t2"))
+    maps, info = recon.qmri_fit(phys, y, max_iter=7, tol=1e-12, progress=False)
+    assert isinstance(info.history, History) and info.n_iter == 7 and not info.converged and info.stop_reason == "max_iter"
+    assert info.params == {"model": "t2", "max_iter": 7, "tol": 1e-12} and info.extra["images"].shape == (1, 8, 12, 10)
+    torch.testing.assert_close(maps, dictionary_fit(phys, info.extra["images"]))  # the fit of the reported images
+    maps, info = recon.subspace_recon(phys, y, rank=3, progress=False)
+    assert info.params["rank"] == 3 and info.extra["basis"].shape == (8, 3) and info.extra["images"].shape == (1, 8, 12, 10)
+    assert info.n_iter == len(info.history.residual) >= 1 and info.extra["data_scale"] > 0
 
 
 @pytest.mark.parametrize(
@@ -198,8 +214,15 @@ def test_nlcg_net_runs_and_reports_its_training():
     y = phys.A(x)
     maps, info = recon.nlcg_net(phys, y, warm_iter=5, n_blocks=1, dc_iter=2, n_splits=2, max_epochs=2, progress=False)
     assert maps.shape == (1, 3, 16, 16) and bool(torch.isfinite(maps).all())
-    assert info["epochs"] == 2 and len(info["val_loss"]) == 2 and info["warm_start"].shape == maps.shape
-    assert info["lam"] > 0
+    assert isinstance(info, ReconInfo) and info.n_iter == 2 and info.stop_reason == "max_epochs" and not info.converged
+    assert info.history.residual == info.extra["val_loss"] and len(info.extra["val_loss"]) == 2
+    assert info.history.objective == info.extra["train_loss"] and len(info.extra["grad_norm"]) == 4  # 2 epochs x 2 splits
+    assert info.extra["warm_start"].shape == maps.shape and info.extra["warm_history"].iterations == 5
+    assert info.params["lam"] > 0 and info.params["lam_init"] == 0.05 and info.params["n_splits"] == 2
+    # the patience stop: with patience 1 the run ends at the first epoch that does not improve the validation loss
+    _, info = recon.nlcg_net(phys, y, warm_iter=5, n_blocks=1, dc_iter=2, n_splits=2, max_epochs=8, patience=1, lr=1e-12,
+                             lr_lambda=1e-12, warm_start=info.extra["warm_start"], progress=False)  # fmt: skip
+    assert info.converged and info.stop_reason == "patience" and info.n_iter < 8 and info.extra["warm_history"] is None
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,22 @@
-"""Tests of the PSM model (spline, factors), the RED penalty and the RED-PSM / PSM / sliding-window methods."""
+"""Tests of the PSM model (spline, factors), the RED penalty and the RED-PSM / PSM / sliding-window methods
+(their results, their prior argument over the three kinds of the prior protocol, their input checks)."""
 
 from __future__ import annotations
 
+import deepinv
 import pytest
 import torch
 from deepinv.physics import DynamicMRI
 
 import recon
 from operators import DynamicCT
+from recon.methods.red_psm import DENOISER_SIGMA, TV_STEPS
 from recon.phantoms import dynamic_object
+from recon.regularizers.prior import DenoiserPrior, L1Prior, TVPrior
 from recon.regularizers.psm import hermite_spline_matrix, psm_frames, truncated_svd_factors
 from recon.regularizers.red import framewise, red_fixed_point_step, red_gradient, red_penalty
-from recon.solvers import NonFiniteError
+from recon.result import ReconInfo
+from recon.solvers import History, NonFiniteError
 
 # ----------------------------------------------------------------------------- the spline
 
@@ -114,22 +119,95 @@ def _ct_problem(n: int = 24, p: int = 8, seed: int = 5000):
     return physics, y + 5e-3 * y.max() * torch.randn(y.shape, generator=torch.Generator().manual_seed(0), dtype=y.dtype), x
 
 
+def _blur_prior(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """:func:`_symmetric_blur` as a (blind) denoiser callable ``D(x, sigma)`` of the prior protocol."""
+    return _symmetric_blur(x)
+
+
 def test_red_psm_runs_and_reports():
     physics, y, x = _ct_problem()
-    frames, info = recon.red_psm(physics, y, rank=3, latent_size=4, denoiser=_symmetric_blur, lam=1.0, beta=3.0, n_iter=3, reference=x)
+    frames, info = recon.red_psm(physics, y, prior=_blur_prior, rank=3, latent_size=4, lam=1.0, beta=3.0, n_iter=3, reference=x)
     assert frames.shape == x.shape and frames.dtype == x.dtype and bool(torch.isfinite(frames).all())
     assert float(frames.min()) >= 0.0  # nonneg projection
-    assert info["iterations"] == 3 and len(info["history"].psnr) == 3
-    assert info["spatial"].shape == (3, 24, 24) and info["temporal"].shape == (8, 3)
-    torch.testing.assert_close(torch.einsum("pr,rij->pij", info["temporal"], info["spatial"]).clamp(min=0), frames[0])
+    assert isinstance(info, ReconInfo) and isinstance(info.history, History)
+    assert info.n_iter == 3 and len(info.history.psnr) == 3 and not info.converged and info.stop_reason == "max_iter"
+    assert info.seconds > 0
+    assert info.params == {
+        "prior": "_blur_prior", "denoiser_sigma": DENOISER_SIGMA, "lam": 1.0, "beta": 3.0, "rank": 3, "latent_size": 4,
+        "n_iter": 3, "init": "svd",
+    }  # fmt: skip
+    assert info.extra["data_scale"] > 0
+    assert info.extra["spatial"].shape == (3, 24, 24) and info.extra["temporal"].shape == (8, 3)
+    torch.testing.assert_close(torch.einsum("pr,rij->pij", info.extra["temporal"], info.extra["spatial"]).clamp(min=0), frames[0])
+
+
+def test_red_psm_defaults_come_from_the_paper_table():
+    physics, y, _ = _ct_problem(n=16, p=12)
+    _, info = recon.red_psm(physics, y, prior=_blur_prior, n_iter=1)
+    assert (info.params["rank"], info.params["latent_size"]) == (7, 9)  # DEFAULTS for P <= 128
+    assert (info.params["lam"], info.params["beta"]) == (recon.methods.red_psm.LAM, recon.methods.red_psm.BETA)
+
+
+def test_red_psm_prior_kinds_agree_and_pass_the_strength():
+    """A callable D(x, sigma), the same callable as a deepinv Prior, and the strengths they receive."""
+    physics, y, _ = _ct_problem()
+    seen = []
+
+    def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        seen.append(sigma)
+        return _symmetric_blur(x)
+
+    kw = {"rank": 3, "latent_size": 4, "lam": 1.0, "beta": 3.0, "n_iter": 2}
+    a, info = recon.red_psm(physics, y, prior=blur, denoiser_sigma=0.02, **kw)
+    assert seen and set(seen) == {0.02} and info.params["denoiser_sigma"] == 0.02
+    b, info_b = recon.red_psm(physics, y, prior=DenoiserPrior(blur, name="blur"), denoiser_sigma=0.02, **kw)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert info_b.params["prior"] == "blur"
+    # an explicit prior through its prox at sigma_d^2: prox_{sigma_d^2 R}, the MAP denoiser of noise std sigma_d
+    c, info_c = recon.red_psm(physics, y, prior="l1", denoiser_sigma=0.02, **kw)
+    d, _ = recon.red_psm(physics, y, prior=L1Prior(), denoiser_sigma=0.02, **kw)
+    e, _ = recon.red_psm(physics, y, prior=lambda x, sigma: L1Prior().prox(x, gamma=0.02**2), **kw)
+    torch.testing.assert_close(c, d, rtol=0, atol=0)
+    torch.testing.assert_close(c, e, rtol=0, atol=0)
+    assert info_c.params["prior"] == "l1" and not torch.allclose(a, c)
+
+
+@pytest.mark.parametrize("name", ["tv", "l1", "ct_dncnn"])
+def test_red_psm_takes_the_registered_priors(name):
+    physics, y, x = _ct_problem(n=16, p=4)
+    frames, info = recon.red_psm(physics, y, prior=name, rank=2, latent_size=3, n_iter=1)
+    assert frames.shape == x.shape and bool(torch.isfinite(frames).all()) and info.params["prior"] == name
 
 
 def test_psm_baselines_and_tolerance_stop():
     physics, y, x = _ct_problem()
     plain, info = recon.psm(physics, y, rank=3, latent_size=4, n_iter=4)
-    assert plain.shape == x.shape and info["lam"] == 0.0
+    assert plain.shape == x.shape and info.params["lam"] == 0.0 and info.params["prior"] is None
     tv, info_tv = recon.psm(physics, y, rank=3, latent_size=4, prior="tv", lam=0.03, beta=3.0, n_iter=60, tol=3e-3)
-    assert info_tv["history"].converged and info_tv["iterations"] < 60  # stopped by the change of the frames
+    assert info_tv.converged and info_tv.stop_reason == "tol" and info_tv.n_iter < 60  # stopped by the change of the frames
+    assert info_tv.params["prior"] == "tv"
+
+
+def test_psm_prior_kinds():
+    """prior="tv" is TVPrior(n_iter=TV_STEPS); an explicit prior gets the prox weight lam / beta, a denoiser
+    callable D(x, sigma) the noise std sqrt(lam / beta)."""
+    physics, y, _ = _ct_problem()
+    kw = {"rank": 3, "latent_size": 4, "lam": 0.03, "beta": 3.0, "n_iter": 3}
+    by_name, _ = recon.psm(physics, y, prior="tv", **kw)
+    by_object, info = recon.psm(physics, y, prior=TVPrior(n_iter=TV_STEPS), **kw)
+    torch.testing.assert_close(by_name, by_object, rtol=0, atol=0)
+    assert info.params["prior"] == "TVPrior"
+    assert not torch.allclose(by_name, recon.psm(physics, y, prior=TVPrior(n_iter=1), **kw)[0])
+    seen = []
+
+    def soft(x: torch.Tensor, sigma: float) -> torch.Tensor:  # the MAP denoiser of noise std sigma under e^{-l1}
+        seen.append(sigma)
+        return L1Prior().prox(x, gamma=sigma**2)
+
+    by_callable, _ = recon.psm(physics, y, prior=soft, **kw)
+    torch.testing.assert_close(by_callable, recon.psm(physics, y, prior="l1", **kw)[0])
+    assert set(seen) == {(0.03 / 3.0) ** 0.5}
+    assert isinstance(recon.psm(physics, y, prior=deepinv.optim.prior.L1Prior(), **kw)[1], ReconInfo)
 
 
 def test_random_initialisation_is_seeded():
@@ -146,7 +224,7 @@ def test_sliding_window_fbp_of_a_static_object_is_the_fbp_of_all_views():
     x = dynamic_object(n, p, seed=5001, max_shift=0.0, dtype=torch.float64)  # no motion
     physics = DynamicCT(n, n_frames=p)
     frames, info = recon.sliding_window_fbp(physics, physics.A(x), window=p)
-    assert info["window"] == p
+    assert info.params == {"window": p, "filter": "hann"} and info.n_iter == 0 and info.stop_reason == "closed form"
     torch.testing.assert_close(frames, frames[:, :1].expand_as(frames))  # every window holds all views
     assert float((frames - x).abs().mean()) < float((recon.sliding_window_fbp(physics, physics.A(x), window=2)[0] - x).abs().mean())
 
@@ -159,8 +237,10 @@ def test_red_psm_on_dynamic_mri():
         mask[t, :, [n // 2, (3 * t) % n, (3 * t + 7) % n]] = 1.0  # the centre line and two moving lines
     physics = DynamicMRI(mask=mask, img_size=(1, 2, p, n, n))
     obj = torch.stack([x[0], torch.zeros_like(x[0])])[None]
-    frames, info = recon.red_psm(physics, physics.A(obj), rank=2, latent_size=3, denoiser=_symmetric_blur, lam=1.0, beta=3.0, n_iter=2)
-    assert frames.shape == obj.shape and float(frames[:, 1].abs().max()) == 0.0
+    frames, info = recon.red_psm(physics, physics.A(obj), prior=_blur_prior, rank=2, latent_size=3, lam=1.0, beta=3.0, n_iter=2)
+    assert frames.shape == obj.shape and float(frames[:, 1].abs().max()) == 0.0 and info.n_iter == 2
+    shared, info_vs = recon.view_sharing(physics, physics.A(obj))
+    assert shared.shape == obj.shape and info_vs.params["window"] == 6  # 3 of 16 lines per frame: ceil(16 / 3), capped at P = 6
 
 
 def test_bad_input_is_named():
@@ -173,12 +253,20 @@ def test_bad_input_is_named():
         recon.psm(physics, y[:, :6])
     with pytest.raises(ValueError, match="init"):
         recon.psm(physics, y, init="zeros")
-    with pytest.raises(ValueError, match="prior"):
-        recon.psm(physics, y, prior="l1", lam=1.0)
+    with pytest.raises(ValueError, match="prior: unknown prior 'wavelet'"):
+        recon.psm(physics, y, prior="wavelet", lam=1.0)
+    with pytest.raises(TypeError, match="prior: expected a prior name"):
+        recon.red_psm(physics, y, prior=3.0)
     with pytest.raises(ValueError, match="lam: expected 0 for prior=None"):
         recon.psm(physics, y, lam=1.0)
+    with pytest.raises(ValueError, match="lam: expected 0 for prior=None and > 0 with a prior"):
+        recon.psm(physics, y, prior="tv")
+    with pytest.raises(ValueError, match="denoiser_sigma"):
+        recon.red_psm(physics, y, prior=_blur_prior, denoiser_sigma=0.0)
+    with pytest.raises(TypeError, match="positional"):
+        recon.red_psm(physics, y, 3, 4)  # keyword-only past (physics, y)
     with pytest.raises(ValueError, match="y: expected one sequence"):
-        recon.red_psm(physics, torch.cat([y, y]), denoiser=_symmetric_blur)
+        recon.red_psm(physics, torch.cat([y, y]), prior=_blur_prior)
     with pytest.raises(TypeError, match="physics"):
         recon.sliding_window_fbp(object(), y)
     with pytest.raises(ValueError, match="window"):
@@ -190,9 +278,9 @@ def test_bad_input_is_named():
 def test_a_nan_stops_the_run_and_keeps_the_last_finite_frames():
     physics, y, _ = _ct_problem()
 
-    def broken(v: torch.Tensor) -> torch.Tensor:
+    def broken(v: torch.Tensor, sigma: float) -> torch.Tensor:
         return v * float("nan")
 
     with pytest.raises(NonFiniteError) as err:
-        recon.red_psm(physics, y, rank=2, latent_size=3, denoiser=broken, lam=1.0, beta=3.0, n_iter=3)
+        recon.red_psm(physics, y, prior=broken, rank=2, latent_size=3, lam=1.0, beta=3.0, n_iter=3)
     assert err.value.iteration == 0 and bool(torch.isfinite(err.value.last_iterate).all())

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from denoisers import load
-from denoisers.train import REGISTRY, main
 from denoisers.unet3d import UNet3D
 from recon.phantoms import MIMO_SCENE_SHAPE, TEST_SEEDS, mimo_scene, mimo_scene_batch
+from recon.training import REGISTRY, main
 
 # ----------------------------------------------------------------------------- scenes
 

@@ -1,19 +1,14 @@
-"""Tests of operators/wave.py (2D acoustic wave solver) and a short FWI from demos/fwi_sobolev.py.
+"""Tests of operators/wave.py (2D acoustic wave solver); the inversion is tested in test_fwi.py.
 
 Measured values (1 torch thread, float64 unless stated) are in the comments beside each tolerance.
 """
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from operators.wave import CFL_LIMIT, AcousticWave2D, ricker
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
-import fwi_sobolev  # noqa: E402
 
 DX, DT = 10.0, 1.5e-3  # 2000-2500 m/s: CFL number <= 0.375 < sqrt(3/8)
 
@@ -142,30 +137,3 @@ def test_bad_construction(kwargs, error, match):
 def test_wavefield_refuses_steps_beyond_the_record():
     with pytest.raises(ValueError, match="n_steps: expected 1 <= n_steps < n_t = 50"):
         small_wave(n_t=50).wavefield(random_velocity(0), 50)
-
-
-# -- a short inversion --------------------------------------------------------------------------------
-@pytest.mark.parametrize("s", [0.0, -1.0])
-def test_ten_fwi_iterations_lower_the_model_error(s):
-    """The quick demo setting (32 x 64 cells, 5 Hz), 10 L-BFGS iterations from the smoothed model."""
-    cfg = fwi_sobolev.setting(quick=True)
-    c_true, water_rows = fwi_sobolev.layered_model(cfg["shape"])
-    c0 = fwi_sobolev.initial_model("smooth", c_true, water_rows, cfg["dx"]).float()
-    free = torch.zeros(cfg["shape"], dtype=torch.bool)
-    free[water_rows:] = True
-    wave = fwi_sobolev.survey(cfg)
-    with torch.no_grad():
-        d_obs = wave.A(c_true.float())
-    misfit = fwi_sobolev.TraceMisfit(s, cfg["n_t"], cfg["dt"])
-    c, history, error, _ = fwi_sobolev.invert(wave, d_obs, c0, misfit, free, 10, c_true.float())
-    assert torch.equal(c[:water_rows], c0[:water_rows])  # the water stays fixed
-    assert history.objective[-1] < 0.05  # misfit / initial misfit; measured L2 0.0063, H^-1 0.0044
-    assert error[-1] < 0.75 * error[0]  # start 0.0656; measured L2 0.0415 (0.63x), H^-1 0.0421 (0.64x)
-
-
-def test_trace_misfit_with_s_zero_is_the_tapered_l2_misfit():
-    misfit = fwi_sobolev.TraceMisfit(0.0, 50, 1e-3)
-    r = torch.randn(2, 50, 3, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-    expected = 0.5 * ((r * misfit.taper[None, :, None]) ** 2).sum()
-    assert float(misfit(r)) == pytest.approx(float(expected), rel=1e-12)
-    assert float(misfit.taper[0]) == 1.0 and float(misfit.taper[-1]) == 0.0  # cosine taper on the last 10 %

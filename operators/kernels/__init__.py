@@ -9,8 +9,10 @@ devices and autograd) and never sees numba directly.
   into CSR arrays, parallel over pixels.
 * :mod:`operators.kernels.mimo`: near-field MIMO radar forward model and adjoint (separable
   transmitter/receiver factors, frequency recurrence), parallel over voxels.
+* :mod:`operators.kernels.threads`: numba's thread pool, started without changing torch's thread
+  count, and per-thread limits (every parallel kernel above goes through it).
 """
 
-from operators.kernels import graph_weights, joseph, mimo
+from operators.kernels import graph_weights, joseph, mimo, threads
 
-__all__ = ["graph_weights", "joseph", "mimo"]
+__all__ = ["graph_weights", "joseph", "mimo", "threads"]

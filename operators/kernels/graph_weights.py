@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from operators.kernels.threads import parallel_kernel
+
 __all__ = ["window_row_counts", "window_nnz", "laplacian_csr_fill"]
 
 
@@ -63,7 +65,7 @@ def _row_window(p, n, m, r):
     return a, b, max(a - r, 0), d0, d1, d1 - d0 + 1
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def laplacian_csr_fill(img, r, sigma, indptr, indices, data):
     """Fill the CSR arrays of ``L = (D - W) / ||W||_F`` for the window graph of ``img``.
 

@@ -32,7 +32,9 @@ accumulating into its own padded buffer (no write races), and sums the buffers a
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from operators.kernels.threads import parallel_kernel
 
 __all__ = [
     "parallel_rays",
@@ -142,7 +144,7 @@ def ray_parameters(points: np.ndarray, directions: np.ndarray, n: int) -> dict[s
     }
 
 
-@njit(parallel=True, cache=True)
+@parallel_kernel()
 def pad_image(img, q):
     """Fill ``q`` (F, 2, N, N + 4) with the two zero-padded copies of each image of ``img`` (F, N, N)."""
     n = img.shape[1]
@@ -163,7 +165,7 @@ def pad_image(img, q):
             qf[1, i, j + 2] = img[m, j, i]
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@parallel_kernel(fastmath=True)
 def joseph_forward(q, mode, t0, slope, weight, s_lo, s_hi, out):
     """Forward projection: ``out[r] = weight[r] * sum_s interp(q[m(r), mode[r]][s], t0[r] + slope[r] s)``.
 
@@ -190,7 +192,7 @@ def joseph_forward(q, mode, t0, slope, weight, s_lo, s_hi, out):
         out[r] = acc * weight[r]
 
 
-@njit(parallel=True, fastmath=True, cache=True)
+@parallel_kernel(fastmath=True)
 def joseph_adjoint(y, mode, t0, slope, weight, s_lo, s_hi, n_chunks, out):
     """Back-projection, the exact transpose of :func:`joseph_forward`.
 

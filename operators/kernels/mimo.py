@@ -30,6 +30,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from operators.kernels.threads import parallel_kernel
+
 __all__ = ["forward", "adjoint"]
 
 #: LLVM may reorder sums (so the reductions over receivers vectorize) and fuse multiply-adds;
@@ -56,7 +58,7 @@ def _factors(n, f, k, sign, uniform, dist, amp, out, step):  # pragma: no cover 
             step[i] = complex(np.cos(dphase), np.sin(dphase))
 
 
-@njit(parallel=True, cache=True, fastmath=_REASSOC)
+@parallel_kernel(fastmath=_REASSOC)
 def forward(x, k, uniform, dist_t, amp_t, dist_r, amp_r, n_chunks, y):  # pragma: no cover - compiled
     """``y = A x`` in place (``y`` is overwritten). ``n_chunks`` private buffers, summed at the end."""
     n_batch, n_vox = x.shape
@@ -85,7 +87,7 @@ def forward(x, k, uniform, dist_t, amp_t, dist_r, amp_r, n_chunks, y):  # pragma
         y += buf[c]
 
 
-@njit(parallel=True, cache=True, fastmath=_REASSOC)
+@parallel_kernel(fastmath=_REASSOC)
 def adjoint(y, k, uniform, dist_t, amp_t, dist_r, amp_r, n_chunks, x):  # pragma: no cover - compiled
     """``x = A^H y`` in place (``x`` is overwritten); parallel over chunks of voxels (disjoint writes)."""
     n_batch, n_vox = x.shape

@@ -5,14 +5,15 @@ R(Lx) priors that tv and graphla share; magnitude_pnp.py: magnitude plug-and-pla
 MIMO radar, with back-projection and Kirchhoff migration; qmri.py: the quantitative-MRI
 baselines (SENSE + pixel fit, subspace, model-based NLCG); nlcg_net.py: NLCG-Net; pnp_hvae.py:
 PnP-HVAE (a hierarchical VAE prior), with its baselines in pnp_baselines.py (PnP-ADMM and RED with a
-denoiser, Wiener deconvolution) and the exact / CG data step they share in _data_term.py.
+denoiser, Wiener deconvolution) and the exact / CG data step they share in _data_term.py; fwi.py:
+full-waveform inversion with an H^s trace misfit.
 """
 
 from collections.abc import Callable
 
 #: the one-call methods that take ``(physics, y, **params)`` and return ``(x, info)``, by name
 METHOD_NAMES = (
-    "backprojection", "fbp", "graphla", "kirchhoff_migration", "magnitude_pnp", "nlcg_maps", "nlcg_net",
+    "backprojection", "fbp", "fwi", "graphla", "kirchhoff_migration", "magnitude_pnp", "nlcg_maps", "nlcg_net",
     "pnp_hvae", "psm", "qmri_fit", "red_psm", "sliding_window_fbp", "sobolev_fit", "subspace_recon",
     "tikhonov", "tv", "view_sharing",
 )  # fmt: skip

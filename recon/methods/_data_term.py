@@ -1,13 +1,13 @@
-r"""The Gaussian data term of the plug-and-play methods: its noise level, its start and its proximal step.
+r"""The Gaussian data term of the plug-and-play methods: its start and its proximal step.
 
 The plug-and-play methods (:mod:`recon.methods.pnp_hvae`, :mod:`recon.methods.pnp_baselines`)
-weigh the data by the Gaussian log-likelihood :math:`\frac{1}{2\sigma^2}\|Ax - y\|^2`, with
-:math:`\sigma` the noise standard deviation of one entry of ``y`` (:func:`noise_std`). Their
-x-steps all solve
+weigh the data by the Gaussian log-likelihood :math:`\frac{1}{2 s^2}\|Ax - y\|^2`, with
+:math:`s` = ``noise_std`` the noise standard deviation of one measured entry of ``y`` (given, or
+from the relative ``noise_level`` by :func:`data_noise`). Their x-steps all solve
 
 .. math::
-    x = \arg\min_x \tfrac{1}{2\sigma^2}\|Ax - y\|^2 + \tfrac{\rho}{2}\|x - v\|^2
-    \iff (A^T A + w I)\, x = A^T y + w\, v, \qquad w = \sigma^2\rho,
+    x = \arg\min_x \tfrac{1}{2 s^2}\|Ax - y\|^2 + \tfrac{\rho}{2}\|x - v\|^2
+    \iff (A^T A + w I)\, x = A^T y + w\, v, \qquad w = s^2\rho,
 
 by :func:`data_x_step`, exactly where the operator allows (:func:`x_step_kind`):
 
@@ -28,13 +28,37 @@ import torch
 from deepinv.physics import BlurFFT, Inpainting, LinearPhysics
 
 from operators._validate import check_int, check_positive, check_tensor
-from recon.noise import noise_norm_estimate
+from operators.shapes import image_shape
+from recon.noise import Noise, require_noise
 from recon.solvers import quadratic_x_step
 
-__all__ = ["check_start", "convolution_symbol", "data_x_step", "default_start", "noise_std", "x_step_kind"]
+__all__ = ["convolution_symbol", "data_noise", "data_x_step", "noise_params", "start_image", "x_step_kind"]
 
 #: ``x_step(v, rho, x_prev) -> x``: the ADMM x-step signature of :class:`recon.solvers.ADMM`.
 XStep = Callable[[torch.Tensor, "float | torch.Tensor", torch.Tensor], torch.Tensor]
+
+
+def data_noise(physics: LinearPhysics, y: torch.Tensor, *, noise_level: float | None, noise_std: float | None) -> Noise:
+    """The :class:`~recon.noise.Noise` of the Gaussian data term: exactly one of the two words, and a noise > 0.
+
+    :func:`recon.noise.require_noise` (``noise_level`` relative, ``noise_std`` absolute per measured
+    entry), then a zero noise is refused: the data weight :math:`1/(2s^2)` needs :math:`s > 0`.
+
+    Raises:
+        ValueError: neither or both given, a bad value, or a noise std of 0 for some batch element.
+    """
+    noise = require_noise(physics, y, noise_level=noise_level, noise_std=noise_std)
+    if not bool((noise.std > 0).all()):
+        raise ValueError(
+            "noise_level / noise_std: expected a noise > 0 (the data weight is 1 / (2 noise_std^2)), received "
+            f"noise_level={noise_level!r}, noise_std={noise_std!r}"
+        )
+    return noise
+
+
+def noise_params(noise: Noise) -> dict[str, list[float]]:
+    """``noise_std`` and ``noise_level`` of a method's ``info.params``: lists, one value per batch element."""
+    return {"noise_std": noise.std.tolist(), "noise_level": noise.level.tolist()}
 
 
 def convolution_symbol(physics: LinearPhysics, u_shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor | None:
@@ -60,62 +84,10 @@ def x_step_kind(physics: LinearPhysics) -> str:
     return "cg"
 
 
-def _measured_entries(physics: LinearPhysics, y: torch.Tensor) -> torch.Tensor:
-    """Entries of ``y`` that carry a measurement, per batch element (B,): the observed pixels for inpainting."""
-    if x_step_kind(physics) == "mask":
-        observed = (physics.mask != 0).expand(y.shape)
-        return observed.reshape(y.shape[0], -1).sum(dim=1).to(y.dtype)
-    return torch.full((y.shape[0],), float(y[0].numel()), dtype=y.dtype, device=y.device)
-
-
-def noise_std(
-    physics: LinearPhysics, y: torch.Tensor, sigma: float | None, noise_level: float | None
-) -> float | torch.Tensor:
-    r"""The noise standard deviation :math:`\sigma` per entry of ``y``, given directly or by the relative level.
-
-    Exactly one of ``sigma`` and ``noise_level``. From the package's relative convention
-    ``noise_level`` :math:`= \|e\| / \|Ax\|`, :math:`\sigma = \hat\delta / \sqrt m` per batch
-    element, with :math:`\hat\delta` = :func:`recon.noise.noise_norm_estimate` and :math:`m` the
-    number of measured entries (all entries of ``y``; the observed pixels for ``Inpainting``,
-    whose missing pixels are noise-free zeros).
-
-    Args:
-        physics: the forward operator.
-        y: measurements (B, ...).
-        sigma: noise std per entry (> 0, units of ``y``), or ``None``.
-        noise_level: relative noise level (> 0), or ``None``.
-
-    Returns:
-        ``sigma`` as a float, or a (B, 1, ..., 1) tensor (one value per batch element, broadcasting
-        over ``y``) from ``noise_level``.
-
-    Raises:
-        ValueError: both or neither given, or a value that is not a finite positive number.
-    """
-    if (sigma is None) == (noise_level is None):
-        raise ValueError(
-            f"sigma / noise_level: expected exactly one of them (the noise std per entry, or the relative level "
-            f"||e|| / ||Ax||), received sigma={sigma!r}, noise_level={noise_level!r}"
-        )
-    if sigma is not None:
-        return check_positive("sigma", sigma)
-    check_positive("noise_level", noise_level)
-    std = noise_norm_estimate(y, noise_level) / _measured_entries(physics, y).sqrt()
-    return std.reshape((-1,) + (1,) * (y.ndim - 1))
-
-
-def default_start(physics: LinearPhysics, y: torch.Tensor) -> torch.Tensor:
-    r"""The start of the plug-and-play iterations: ``y`` itself for ``BlurFFT`` (the blurred image), else :math:`A^T y`.
-
-    For ``Inpainting`` :math:`A^T y` is the observed image with zeros at the missing pixels.
-    """
-    return y.clone() if x_step_kind(physics) == "fft" else physics.A_adjoint(y)
-
-
 def data_x_step(
     physics: LinearPhysics, y: torch.Tensor, noise_var: float | torch.Tensor = 1.0, *, cg_iter: int = 50, cg_tol: float = 1e-6
 ) -> XStep:
-    r"""The x-step :math:`\arg\min_x \frac{1}{2 s}\|Ax - y\|^2 + \frac{\rho}{2}\|x - v\|^2` (``s`` = ``noise_var``).
+    r"""The x-step :math:`\arg\min_x \frac{1}{2 s^2}\|Ax - y\|^2 + \frac{\rho}{2}\|x - v\|^2` (:math:`s^2` = ``noise_var``).
 
     Solved as in the module docstring: exactly for ``BlurFFT`` and ``Inpainting``, by CG
     (``cg_iter`` iterations at most, relative tolerance ``cg_tol``, warm-started from
@@ -124,8 +96,8 @@ def data_x_step(
     Args:
         physics: the forward operator A.
         y: measurements (B, ...), real.
-        noise_var: :math:`\sigma^2`, a float or a tensor broadcasting over the images (one value
-            per batch element).
+        noise_var: :math:`s^2` (``noise_std`` squared, units of ``y`` squared), a float or a
+            tensor broadcasting over the images (one value per batch element).
         cg_iter: CG iterations per call (``"cg"`` path).
         cg_tol: CG relative residual tolerance (``"cg"`` path).
 
@@ -134,18 +106,19 @@ def data_x_step(
         ``rho`` a float or a tensor broadcasting over the images.
 
     Example:
-        >>> x_step = data_x_step(physics, y, noise_var=sigma**2)
+        >>> noise = data_noise(physics, y, noise_level=None, noise_std=0.03)
+        >>> x_step = data_x_step(physics, y, noise_var=noise.std_like(y) ** 2)
         >>> x = x_step(mu, beta / gamma**2, x_prev)   # the PnP-HVAE x-step
     """
     kind = x_step_kind(physics)
     if kind == "cg":
         cg_step = quadratic_x_step(physics, y, max_iter=check_int("cg_iter", cg_iter), tol=check_positive("cg_tol", cg_tol))
         return lambda v, rho, x_prev: cg_step(v, noise_var * rho, x_prev)
-    aty = physics.A_adjoint(y)
     if kind == "mask":
+        aty = physics.A_adjoint(y)
         gram = (physics.mask * physics.mask).to(aty.dtype)
         return lambda v, rho, x_prev: (aty + noise_var * rho * v) / (gram + noise_var * rho)
-    symbol = convolution_symbol(physics, tuple(aty.shape), aty.dtype)
+    symbol = convolution_symbol(physics, (y.shape[0], *image_shape(physics)), y.dtype)
     data_hat = symbol.conj() * torch.fft.fft2(y)
     gram = symbol.abs() ** 2
 
@@ -156,9 +129,21 @@ def data_x_step(
     return fft_step
 
 
-def check_start(x0: object, like: torch.Tensor) -> torch.Tensor:
-    """Validate a user start ``x0`` against the image shape ``like``; returns a copy in ``like``'s dtype."""
+def start_image(physics: LinearPhysics, y: torch.Tensor, x0: object = None) -> torch.Tensor:
+    r"""The start of the plug-and-play iterations, (B, *image shape) in ``y``'s dtype.
+
+    ``x0`` when given (validated against the image shape :func:`operators.shapes.image_shape`
+    declares, copied); else ``y`` itself for ``BlurFFT`` (the blurred image) and :math:`A^T y`
+    otherwise (for ``Inpainting`` the observed image with zeros at the missing pixels).
+
+    Raises:
+        TypeError: ``x0`` is not a real tensor, or it is given and ``physics`` declares no image shape.
+        ValueError: ``x0`` has another shape.
+    """
+    if x0 is None:
+        return y.clone() if x_step_kind(physics) == "fft" else physics.A_adjoint(y)
     check_tensor("x0", x0)
-    if x0.shape != like.shape:
-        raise ValueError(f"x0: expected a tensor of shape {tuple(like.shape)} (that of A^T y), received {tuple(x0.shape)}")
-    return x0.to(like.dtype).clone()
+    shape = (y.shape[0], *image_shape(physics))
+    if tuple(x0.shape) != shape:
+        raise ValueError(f"x0: expected a tensor of shape {shape} (B, *image shape), received {tuple(x0.shape)}")
+    return x0.to(y.dtype).clone()

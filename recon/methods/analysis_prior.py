@@ -1,14 +1,20 @@
-"""Reconstruction with an analysis prior R(Lx) by PDHG: the engine behind ``tv`` and ``graphla``.
+r"""Reconstruction with an analysis prior :math:`R(Lx)` by PDHG: the engine behind ``tv`` and ``graphla``.
 
-Problems solved, for a linear operator A, a regularization operator L (finite differences, a
-graph Laplacian, ...) and a norm-like R whose conjugate's prox is a projection:
+Problems solved, for a linear operator :math:`A`, a regularization operator :math:`L` (finite
+differences, a graph Laplacian, ...) and a norm-like :math:`R` whose conjugate's prox is a
+projection:
 
-    fixed alpha:   argmin_x 1/2 ||A x - y||^2 + alpha R(L x)          [+ indicator(x >= 0)]
-    discrepancy:   argmin_x R(L x)   s.t.  ||A x - y|| <= tau * ||e||  [+ x >= 0]
+.. math::
+    \text{fixed } \alpha:&\quad \arg\min_x \tfrac12\|Ax - y\|^2 + \alpha R(Lx)
+        &&[+\ \iota_{x \ge 0}]\\
+    \text{discrepancy}:&\quad \arg\min_x R(Lx) \ \text{ s.t. }\ \|Ax - y\| \le \tau\|e\|
+        &&[+\ \iota_{x \ge 0}]
 
-The second is the penalised problem at the alpha the discrepancy principle picks; that alpha is
-read from the dual q of the data block at the end: alpha = s ||A x - y|| / ||q||.
-Chambolle-Pock runs on K = [A / s; L] with s = ||A|| / ||L||, so one step pair fits both blocks.
+The second is the penalised problem at the :math:`\alpha` the discrepancy principle picks; that
+:math:`\alpha` is read from the dual :math:`q` of the data block at the end:
+:math:`\alpha = s\|Ax - y\| / \|q\|`. Chambolle-Pock runs on :math:`K = [A / s;\ L]` with
+:math:`s = \|A\| / \|L\|`, so one step pair fits both blocks. The noise norm :math:`\|e\|` is
+:attr:`recon.noise.Noise.norm` (from ``noise_level`` or ``noise_std``, see :mod:`recon.noise`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import torch
 from deepinv.physics import LinearPhysics
 
 from operators._validate import check_positive, check_tensor
-from recon.noise import noise_norm_estimate
+from operators.shapes import image_shape, measurement_shape
+from recon.noise import Noise, resolve_noise
 from recon.solvers import PDHG, History, op_norm
 
 #: PDHG steps: tau = r c / ||K||, sigma = c / (r ||K||)
@@ -49,68 +56,132 @@ class AnalysisPrior:
 
 
 def check_problem(physics: object, y: object) -> torch.Tensor:
-    """Validate ``physics`` (a deepinv ``LinearPhysics``) and the measurements ``y``."""
+    """Validate ``physics`` (a deepinv ``LinearPhysics``) and the measurements ``y``.
+
+    ``y`` must be a real finite tensor; when ``physics`` declares its measurement shape
+    (``meas_shape``, :func:`operators.shapes.measurement_shape`), ``y`` must be (B, *that shape*).
+
+    Returns:
+        ``y``.
+
+    Raises:
+        TypeError: ``physics`` is not a ``LinearPhysics``, or ``y`` not a real tensor.
+        ValueError: ``y`` has NaN/Inf entries or another shape than the declared one.
+    """
     if not isinstance(physics, LinearPhysics):
         raise TypeError(f"physics: expected a deepinv LinearPhysics, received {type(physics).__name__}")
-    return check_tensor("y", y)
+    y = check_tensor("y", y)
+    if getattr(physics, "meas_shape", None) is not None:
+        expected = measurement_shape(physics)
+        if tuple(y.shape[1:]) != expected:
+            raise ValueError(
+                f"y: expected measurements of shape (B, {', '.join(map(str, expected))}) for "
+                f"{type(physics).__name__}, received {tuple(y.shape)}"
+            )
+    return y
 
 
-def check_exclusive(alpha: float | None, noise_level: float | None) -> None:
-    """Exactly one of a fixed ``alpha`` and a ``noise_level`` (discrepancy principle)."""
-    if (alpha is None) == (noise_level is None):
+def alpha_or_noise(
+    physics: object, y: torch.Tensor, *, alpha: float | None, noise_level: float | None, noise_std: float | None
+) -> Noise | None:
+    """Exactly one of a fixed ``alpha`` and a noise estimate for the discrepancy principle.
+
+    Args:
+        physics: the forward operator (see :func:`recon.noise.resolve_noise`).
+        y: measurements (B, ...).
+        alpha: fixed regularization weight, or ``None``.
+        noise_level: relative level ``||e|| / ||A x||``, or ``None``.
+        noise_std: absolute std per measurement entry (units of ``y``), or ``None``.
+
+    Returns:
+        The resolved :class:`recon.noise.Noise`, or ``None`` when ``alpha`` is given.
+
+    Raises:
+        ValueError: not exactly one of ``alpha`` and (``noise_level`` or ``noise_std``), both noise
+            words, or a value that is not a finite number > 0.
+    """
+    noise = resolve_noise(physics, y, noise_level=noise_level, noise_std=noise_std)
+    if (alpha is None) == (noise is None):
         raise ValueError(
-            f"alpha / noise_level: expected exactly one of them (alpha fixed, or noise_level for the "
-            f"discrepancy principle), received alpha={alpha!r}, noise_level={noise_level!r}"
+            "alpha / noise_level / noise_std: expected exactly one of alpha (fixed) and a noise estimate "
+            "(noise_level or noise_std, for the discrepancy principle), received "
+            f"alpha={alpha!r}, noise_level={noise_level!r}, noise_std={noise_std!r}"
         )
+    if noise is not None and not bool((noise.norm > 0).all()):
+        word, value = ("noise_level", noise_level) if noise_level is not None else ("noise_std", noise_std)
+        raise ValueError(f"{word}: expected a value > 0 for the discrepancy principle, received {value!r}")
+    return noise
+
+
+def discrepancy_params(noise: Noise | None, tau: float) -> dict[str, object]:
+    """The discrepancy principle's entries of ``info.params``: ``tau``, ``noise_level`` and
+    ``noise_std`` (lists, one per batch element); empty when ``noise`` is ``None`` (fixed alpha)."""
+    if noise is None:
+        return {}
+    return {"tau": tau, "noise_level": noise.level.tolist(), "noise_std": noise.std.tolist()}
 
 
 def reconstruct(
     physics: LinearPhysics,
     y: torch.Tensor,
     prior: AnalysisPrior,
-    alpha: float | None,
-    noise_level: float | None,
-    tau: float,
-    nonneg: bool,
-    max_iter: int,
-    tol: float,
-    x0: torch.Tensor | None,
-    step_ratio: float,
-    progress: bool | None,
-    reference: torch.Tensor | None,
+    *,
+    alpha: float | None = None,
+    noise: Noise | None = None,
+    tau: float = 1.01,
+    nonneg: bool = True,
+    max_iter: int = 500,
+    tol: float = 1e-4,
+    x0: torch.Tensor | None = None,
+    step_ratio: float = 0.01,
+    progress: bool | None = None,
+    reference: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[float], History]:
-    """Solve the fixed-alpha or the discrepancy problem of the module docstring by PDHG.
+    r"""Solve the fixed-alpha or the discrepancy problem of the module docstring by PDHG.
 
     Args:
-        physics: A, images (B, C, N, M).
-        y: measurements (validated by the caller).
-        prior: the analysis prior R(L x).
-        alpha, noise_level: exactly one (see :func:`check_exclusive`).
-        tau: discrepancy safety factor.
-        nonneg: constrain x >= 0.
-        max_iter, tol: PDHG budget and relative-change tolerance (image and dual).
-        x0: start (default zeros).
-        step_ratio: primal/dual step ratio r.
-        progress, reference: see :class:`recon.solvers.PDHG`.
+        physics: :math:`A`, images (B, C, N, M) of the shape it declares
+            (:func:`operators.shapes.image_shape`).
+        y: measurements (B, ...), real (validated by the caller).
+        prior: the analysis prior :math:`R(Lx)`.
+        alpha: fixed weight :math:`\alpha > 0`; exactly one of ``alpha`` and ``noise``.
+        noise: the noise of ``y`` (:func:`recon.noise.resolve_noise`, one entry per batch element):
+            the discrepancy problem with radius :math:`\tau\,\|e\|` per batch element.
+        tau: discrepancy safety factor (>= 1 in practice; dimensionless).
+        nonneg: constrain :math:`x \ge 0`.
+        max_iter: PDHG iterations at most.
+        tol: stop when the relative change of the image and of the dual is <= tol.
+        x0: start (B, C, N, M) (default zeros of ``y``'s dtype).
+        step_ratio: primal/dual step ratio r (tau = r c / ||K||, sigma = c / (r ||K||), c = 0.99).
+        progress: tqdm bar (default: when attached to a terminal).
+        reference: ground truth used ONLY to record PSNR in the history.
         weights: optional non-negative weights on R's coefficients (shape of the projection's
-            radius), giving R_w(Lx) = R(w * Lx) for reweighting schemes.
+            radius), giving :math:`R_w(Lx) = R(w \odot Lx)` for reweighting schemes.
 
     Returns:
-        ``(x, alphas, history)``, one alpha per batch element.
+        ``(x, alphas, history)``: x of shape (B, C, N, M), one alpha per batch element (the given
+        one, or the one the discrepancy principle picked), the PDHG :class:`~recon.solvers.History`.
+
+    Example:
+        >>> noise = resolve_noise(physics, y, noise_level=0.02, noise_std=None)
+        >>> x, alphas, hist = reconstruct(physics, y, TV_PRIOR, noise=noise, max_iter=300)
     """
-    check_exclusive(alpha, noise_level)
+    if (alpha is None) == (noise is None):
+        raise ValueError(f"alpha / noise: expected exactly one of them, received alpha={alpha!r}, noise={noise!r}")
     b = y.shape[0]
     shape_b = (b,) + (1,) * (y.ndim - 1)
-    x_init = torch.zeros_like(physics.A_adjoint(y)) if x0 is None else check_tensor("x0", x0)
+    if x0 is None:
+        x_init = torch.zeros((b, *image_shape(physics)), dtype=y.dtype, device=y.device)
+    else:
+        x_init = check_tensor("x0", x0)
     s = op_norm(physics, x0=x_init, max_iter=30, tol=1e-3) / prior.norm
     ys = y / s
     if alpha is not None:
         weight, radius = check_positive("alpha", alpha), None
     else:
-        check_positive("noise_level", noise_level)
         weight = 1.0
-        radius = (check_positive("tau", tau) * noise_norm_estimate(y, noise_level) / s).reshape(shape_b)
+        radius = (check_positive("tau", tau) * noise.norm / s).reshape(shape_b)
     bound = weight if weights is None else weight * weights
 
     def prox_f_conj(dual: list[torch.Tensor], sigma: float) -> list[torch.Tensor]:

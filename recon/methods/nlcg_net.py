@@ -53,7 +53,8 @@ from operators._validate import check_int, check_positive
 from operators.mri import SenseMRI
 from operators.qmri import QuantitativeMRI
 from recon.methods.qmri import as_qmri, data_consistency, nlcg_maps, prepare, rate_projection, rescale_m0, scales
-from recon.solvers import NLCG
+from recon.result import ReconInfo
+from recon.solvers import NLCG, History
 
 __all__ = ["nlcg_net", "split_samples"]
 
@@ -118,7 +119,7 @@ class _Unrolled:
         for _ in range(self.n_blocks):
             z = self.cnn(v)
             solver = NLCG(
-                data_consistency(phys, y, self.s, lam, z), beta="DY", line_search="secant", projection=self.project,
+                data_consistency(phys, y, self.s, lam=lam, z=z), beta="DY", line_search="secant", projection=self.project,
                 max_ls=20, max_iter=self.dc_iter, tol=0.0, progress=False,
             )  # fmt: skip
             v, _ = solver.run(v)
@@ -149,19 +150,22 @@ def nlcg_net(
     seed: int = 0,
     warm_start: torch.Tensor | None = None,
     progress: bool | None = None,
-) -> tuple[torch.Tensor, dict]:
+) -> tuple[torch.Tensor, ReconInfo]:
     r"""T2 / T1 and M0 maps by NLCG-Net (module docstring), trained zero-shot on ``y`` itself.
+
+    Every default is the paper's (Jiang et al. 2024) unless said otherwise.
 
     Args:
         physics: a :class:`~operators.qmri.QuantitativeMRI`, or a
             :class:`~operators.mri.SenseMRI` together with ``model`` and its times.
-        y: multi-coil k-space, complex ``(1, N, E, H, W)``.
+        y: multi-coil k-space, complex ``(1, N, E, H, W)`` (one scan: coils, echoes, rows, columns).
         model: ``"t2"`` or ``"t1"`` (needed with a ``SenseMRI``; must match a ``QuantitativeMRI``).
         echo_times: TE in ms for ``"t2"``; inversion_times: TI in ms for ``"t1"``.
         warm_iter: plain NLCG iterations of every warm start (800 in the paper).
         n_blocks: unrolled blocks (6 in the paper).
         dc_iter: NLCG steps per block (10).
-        lam: initial :math:`\lambda` (0.05, learnable).
+        lam: initial :math:`\lambda` (> 0; 0.05), the weight of :math:`\tfrac{\lambda}2\|v - z_k\|^2`
+            in scaled variables; learnt.
         n_splits: random data-consistency / loss splits per epoch (25).
         rho: loss-set fraction of the non-validation samples (0.4).
         val_fraction: validation fraction of the acquired samples (0.2).
@@ -170,7 +174,7 @@ def nlcg_net(
             about its learning rate per step whatever the gradient's scale, so :math:`\lambda` is
             learnt in the log domain to change by a factor, not by an amount).
         grad_clip: clip the gradient's global norm to this value before each Adam step
-            (``math.inf``: no clipping; the norms before clipping are in ``info["grad_norm"]``).
+            (``math.inf``: no clipping; the norms before clipping are in ``info.extra["grad_norm"]``).
         max_epochs: epochs at most (250); patience: early-stopping patience in epochs (25).
         width, depth: channels and residual blocks of the CNN.
         seed: seeds the splits and the network initialisation.
@@ -180,17 +184,25 @@ def nlcg_net(
         progress: tqdm bars (None: only on a terminal).
 
     Returns:
-        ``(maps, info)``: maps ``(1, 3, H, W)`` = (Re M0, Im M0, R [1/s]); info with
-        ``warm_start`` (maps), ``train_loss`` and ``val_loss`` per epoch, ``grad_norm`` per step,
-        ``best_epoch``,
-        ``lam`` (final), ``epochs``, ``time_s`` and ``data_scale``.
+        ``(maps, info)``: maps ``(1, 3, H, W)`` = (Re M0, Im M0, R [1/s]); ``info`` a
+        :class:`~recon.result.ReconInfo` whose ``history`` holds one record per training epoch
+        (``objective``: the mean training loss over the splits, ``residual``: the validation
+        loss, the early-stopping quantity; ``n_iter`` = epochs run, ``converged`` True and
+        ``stop_reason`` ``"patience"`` when the validation loss stopped improving, else
+        ``"max_epochs"``); ``params``: the arguments above by name plus ``"model"``, with
+        ``"lam"`` the learnt :math:`\lambda` of the final maps and ``"lam_init"`` the given
+        one; ``extra``: ``"warm_start"`` (maps), ``"warm_history"`` (the warm start's NLCG
+        :class:`~recon.solvers.History`, ``None`` when ``warm_start`` was given),
+        ``"train_loss"`` and ``"val_loss"`` per epoch, ``"grad_norm"`` per step,
+        ``"best_epoch"`` (the weights kept) and ``"data_scale"``.
 
     Example:
-        >>> maps, info = nlcg_net(sense, y, model="t2", echo_times=[23.0 * k for k in range(1, 9)])  # doctest: +SKIP
+        >>> maps, info = recon.nlcg_net(sense, y, model="t2", echo_times=[23.0 * k for k in range(1, 9)])  # doctest: +SKIP
         >>> t2_ms = 1000.0 / maps[:, 2]
+        >>> info.params["lam"], info.n_iter, info.extra["best_epoch"]
     """
     t0 = time.perf_counter()
-    physics = as_qmri(physics, model, echo_times, inversion_times)
+    physics = as_qmri(physics, model=model, echo_times=echo_times, inversion_times=inversion_times)
     yn, gamma = prepare(physics, y)
     if yn.shape[0] != 1:
         raise ValueError(f"y: expected one scan (batch 1), received batch {yn.shape[0]}")
@@ -205,9 +217,10 @@ def nlcg_net(
     rho, val_fraction = _check_fraction("rho", rho), _check_fraction("val_fraction", val_fraction)
     if warm_start is None:
         warm_start, warm_info = nlcg_maps(physics, y, max_iter=warm_iter, progress=progress)
+        warm_history = warm_info.history
     else:
         physics.check_x(warm_start)
-        warm_info = {}
+        warm_history = None
     s = scales(physics, warm_start)
     v0 = rescale_m0(warm_start, 1.0 / gamma) / s
 
@@ -236,7 +249,7 @@ def nlcg_net(
         return _kspace_loss(sense_loss.apply(physics.signal(v * s)), y_loss)
 
     best = (math.inf, 0, net.state())
-    train_hist, val_hist, grad_norms = [], [], []
+    hist, grad_norms, t_train = History(stop_reason="max_epochs"), [], time.perf_counter()
     bar = tqdm(range(max_epochs), desc="NLCG-Net epochs", disable=not bar_on, leave=False)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True to a scalar")
@@ -251,20 +264,26 @@ def nlcg_net(
                 total += float(loss)
             with torch.no_grad():
                 val_loss = float(loss_on(net(v_rest, sense_rest, y_rest), sense_val, y_val))
-            train_hist.append(total / n_splits)
-            val_hist.append(val_loss)
+            hist.objective.append(total / n_splits)
+            hist.residual.append(val_loss)
+            hist.time.append(time.perf_counter() - t_train)
+            hist.iterations += 1
             bar.set_postfix(val=f"{val_loss:.4f}")
             if val_loss < best[0]:
                 best = (val_loss, epoch, net.state())
             elif epoch - best[1] >= patience:
+                hist.converged, hist.stop_reason = True, "patience"
                 break
         net.load(best[2])
         with torch.no_grad():
             v = net(v0, physics.sense, yn)
     maps = rescale_m0(v * s, gamma)
-    info = {
-        "warm_start": warm_start, "warm_history": warm_info.get("history"), "train_loss": train_hist,
-        "val_loss": val_hist, "grad_norm": grad_norms, "best_epoch": best[1], "epochs": len(val_hist), "lam": float(net.log_lam.exp()),
-        "time_s": time.perf_counter() - t0, "data_scale": gamma,
+    params = {
+        "model": physics.model, "lam": float(net.log_lam.exp()), "lam_init": lam, "warm_iter": warm_iter, "n_blocks": n_blocks,
+        "dc_iter": dc_iter, "n_splits": n_splits, "rho": rho, "val_fraction": val_fraction, "lr": lr, "lr_lambda": lr_lambda,
+        "grad_clip": grad_clip, "max_epochs": max_epochs, "patience": patience, "width": width, "depth": depth, "seed": seed,
     }  # fmt: skip
-    return maps, info
+    return maps, ReconInfo.from_history(
+        hist, t0, params, warm_start=warm_start, warm_history=warm_history, train_loss=list(hist.objective),
+        val_loss=list(hist.residual), grad_norm=grad_norms, best_epoch=best[1], data_scale=gamma,
+    )  # fmt: skip

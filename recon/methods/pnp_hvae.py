@@ -8,14 +8,16 @@ autoencoders", ICCV 2023. With a hierarchical VAE (:class:`denoisers.hvae.HVAE`:
 objective over the image and the latents is
 
 .. math::
-    J(x, z) = \frac{1}{2\sigma^2}\|Ax - y\|^2 + \frac{\beta}{2\gamma^2}\|x - \mu_\theta(z)\|^2
+    J(x, z) = \frac{1}{2s^2}\|Ax - y\|^2 + \frac{\beta}{2\gamma^2}\|x - \mu_\theta(z)\|^2
               - \sum_l \log p_{T_l}(z_l \mid z_{<l}),
 
-with :math:`p_{T}(z_l \mid z_{<l}) = \mathcal N(\mu_l, T^2\sigma_l^2)` the prior at temperature
-:math:`T`, minimised alternately:
+with :math:`s > 0` the noise standard deviation of one measured entry of ``y`` (``noise_std``,
+or from the relative ``noise_level``; :func:`recon.methods._data_term.data_noise`) and
+:math:`p_{T}(z_l \mid z_{<l}) = \mathcal N(\mu_l, T^2\sigma_l^2)` the prior at temperature
+:math:`T` (:math:`\sigma_l` is the paper's prior std, not a noise level), minimised alternately:
 
 * **x-step** (exact): :math:`(A^TA + \lambda I)\,x = A^Ty + \lambda\,\mu_\theta(z)`,
-  :math:`\lambda = \beta\sigma^2/\gamma^2`; by FFT for a deepinv ``BlurFFT`` (circular blur), in
+  :math:`\lambda = \beta s^2/\gamma^2`; by FFT for a deepinv ``BlurFFT`` (circular blur), in
   closed form for deepinv ``Inpainting`` (:math:`A^TA` diagonal) and by warm-started CG otherwise
   (:func:`recon.methods._data_term.data_x_step`).
 * **z-step** (the paper's approximation): the term :math:`-\beta\log p(x \mid z)` is replaced by
@@ -60,6 +62,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -67,9 +70,11 @@ import torch
 from deepinv.physics import LinearPhysics
 
 from denoisers.hvae import HVAE
+from denoisers.zoo import available, load
 from operators._validate import check_int, check_positive
-from recon.methods._data_term import XStep, check_start, data_x_step, default_start, noise_std, x_step_kind
+from recon.methods._data_term import XStep, data_noise, data_x_step, noise_params, start_image, x_step_kind
 from recon.methods.analysis_prior import check_problem
+from recon.result import ReconInfo
 from recon.solvers.base import IterativeSolver
 
 __all__ = ["latent_update", "pnp_hvae", "temperature_schedule"]
@@ -87,7 +92,7 @@ def latent_update(
 
     Args:
         nu, tau: mean and std (> 0) of the encoder's posterior at this level, (B, C, h, w).
-        mu, sigma: mean and std (> 0) of the prior at this level, same shape.
+        mu, sigma: mean and std (> 0) of the prior at this level (the paper's :math:`\mu_l, \sigma_l`), same shape.
         temperature: :math:`T \ge 0` with :math:`\beta T^2 \le 1` (validated by the caller).
         beta: :math:`\beta > 0`.
 
@@ -166,8 +171,6 @@ def _load_model(model: object) -> HVAE:
     if isinstance(model, HVAE):
         return model
     if isinstance(model, str):
-        from denoisers.zoo import available, load  # noqa: PLC0415  (torch model, loaded on demand)
-
         if model not in available():
             raise ValueError(f"model: expected an HVAE or the name of one in denoisers.zoo ('hvae'), received {model!r}")
         net = load(model)
@@ -191,8 +194,9 @@ class PnPHVAESolver(IterativeSolver):
         model: the HVAE.
         physics: the forward operator A.
         y: measurements.
-        x_step: :func:`~recon.methods._data_term.data_x_step` of ``(physics, y, sigma^2)``.
-        noise_var: :math:`\sigma^2`, a float or one value per batch element (B, 1, 1, 1).
+        x_step: :func:`~recon.methods._data_term.data_x_step` of ``(physics, y, s^2)``.
+        noise_var: :math:`s^2` (the noise variance per measured entry), a float or one value per
+            batch element (B, 1, 1, 1).
         temperatures: one :math:`T_l` per level.
         beta: :math:`\beta`.
         max_iter, tol, progress, reference, callback: see :class:`~recon.solvers.base.IterativeSolver`.
@@ -212,8 +216,8 @@ class PnPHVAESolver(IterativeSolver):
         super().__init__(**kwargs)
         self.model, self.physics, self.y, self.x_step = model, physics, y, x_step
         self.temperatures, self.beta = temperatures, beta
-        self.rho = beta / model.gamma**2  # weight of ||x - mu||^2 / 2; the x-step multiplies it by sigma^2
-        #: 1 / (2 sigma^2) per batch element, (B,)
+        self.rho = beta / model.gamma**2  # weight of ||x - mu||^2 / 2; the x-step multiplies it by s^2
+        #: 1 / (2 s^2) per batch element, (B,)
         self.data_weight = 0.5 / torch.as_tensor(noise_var, dtype=torch.float64, device=y.device).flatten().expand(y.shape[0])
         self.state: dict = {}
 
@@ -253,30 +257,36 @@ class PnPHVAESolver(IterativeSolver):
 def pnp_hvae(
     physics: LinearPhysics,
     y: torch.Tensor,
+    *,
     noise_level: float | None = None,
-    sigma: float | None = None,
+    noise_std: float | None = None,
     temperatures: float | Sequence[float] = (0.8, 0.6),
     beta: float = 1.0,
     model: str | HVAE = "hvae",
     max_iter: int = 50,
     x0: torch.Tensor | None = None,
-    *,
     tol: float = 0.0,
     cg_iter: int = 50,
     progress: bool | None = None,
     reference: torch.Tensor | None = None,
     callback: Callable[[int, torch.Tensor], None] | None = None,
-) -> tuple[torch.Tensor, dict]:
+) -> tuple[torch.Tensor, ReconInfo]:
     r"""Reconstruct with a hierarchical VAE prior by PnP-HVAE (see the module docstring).
+
+    The HVAE is ``model=``, not ``prior=``: PnP-HVAE needs the network's encoder, prior and
+    decoder level by level (:meth:`denoisers.hvae.HVAE.top_down`), not a denoiser map
+    :math:`D(x, \sigma)`, so it does not fit the prior protocol of
+    :mod:`recon.regularizers.prior` that ``prior=`` arguments accept.
 
     Args:
         physics: a deepinv ``LinearPhysics`` whose images are (B, 1, H, W) with H and W divisible
-            by the model's stride (8 for the shipped ``hvae``), e.g. ``BlurFFT`` or ``Inpainting``.
+            by the model's stride (8 for the shipped ``hvae``), e.g. ``BlurFFT`` or ``Inpainting``;
+            it must declare its image shape (``img_size``) when ``x0`` is given.
         y: measurements, real.
-        noise_level: relative noise level :math:`\|e\|/\|Ax\|` (the package's convention),
-            converted to :math:`\sigma` per batch element (:func:`~recon.methods._data_term.noise_std`).
-        sigma: the noise standard deviation :math:`\sigma` of one entry of ``y`` (units of ``y``;
-            e.g. 7.65/255 for images in [0, 1]). Exactly one of ``noise_level`` and ``sigma``.
+        noise_level: relative noise level :math:`\|e\|/\|Ax\|`, converted to the std :math:`s`
+            per measured entry and batch element (:func:`recon.noise.require_noise`; a noise > 0); or
+        noise_std: the noise standard deviation :math:`s` of one measured entry of ``y`` (units
+            of ``y``; e.g. 7.65/255 for images in [0, 1]). Exactly one of the two.
         temperatures: one number, ``(T_first, T_last)`` for a linear schedule across the levels
             (default 0.8 -> 0.6), or one value per level, coarse to fine
             (:func:`temperature_schedule`); :math:`0 \le T_l \le 1/\sqrt\beta`.
@@ -284,7 +294,7 @@ def pnp_hvae(
         model: an :class:`denoisers.hvae.HVAE` or a ``denoisers.zoo`` name (default ``"hvae"``,
             the shipped weights).
         max_iter: iterations (>= 1); 50 for deblurring, 100 suggested for inpainting.
-        x0: start, the shape of :math:`A^Ty`; default ``y`` for ``BlurFFT``, else :math:`A^Ty`.
+        x0: start, (B, *image shape); default ``y`` for ``BlurFFT``, else :math:`A^Ty`.
         tol: stop when the relative change of the decoder mean is <= tol (0: run ``max_iter``).
         cg_iter: CG iterations per x-step when A is neither ``BlurFFT`` nor ``Inpainting``.
         progress: tqdm bar (``None``: when stderr is a terminal).
@@ -294,12 +304,13 @@ def pnp_hvae(
 
     Returns:
         ``(x, info)``: ``x`` the decoder mean :math:`\mu_\theta(z)` (B, 1, H, W) in ``y``'s dtype;
-        ``info`` with ``iterations``, ``history`` (:class:`~recon.solvers.base.History`: objective
-        :math:`J` in nats, residual = relative change of the decoder mean, PSNR with a
-        reference), ``x_step`` (the last x-step image, (B, 1, H, W)), ``z`` (the L latents),
-        ``temperatures`` (one per level), ``beta``, ``gamma`` (the decoder std), ``sigma`` (a
-        float, or one per batch element from ``noise_level``) and ``x_solver`` (``"fft"``,
-        ``"mask"`` or ``"cg"``).
+        ``info`` a :class:`~recon.result.ReconInfo`: ``history`` (objective :math:`J` in nats,
+        residual = relative change of the decoder mean, PSNR with a reference), ``n_iter``,
+        ``converged``, ``stop_reason``, ``seconds``; ``params``: ``noise_std`` and
+        ``noise_level`` (lists, one per batch element), ``temperatures`` (one per level),
+        ``beta``, ``gamma`` (the decoder std, image units), ``model`` (its name);
+        ``extra``: ``x_step`` (the last x-step image, (B, 1, H, W)), ``z`` (the L latents) and
+        ``x_solver`` (``"fft"``, ``"mask"`` or ``"cg"``).
 
     Raises:
         ValueError / TypeError: bad arguments, named in the message (an image size not divisible
@@ -308,23 +319,23 @@ def pnp_hvae(
 
     Example:
         >>> physics = BlurFFT((1, 128, 128), filter=gaussian_blur(sigma=(1.6, 1.6)))
-        >>> x, info = recon.pnp_hvae(physics, y, sigma=7.65 / 255)                 # deblurring
-        >>> x, info = recon.pnp_hvae(inpainting, y, sigma=3 / 255, max_iter=100)   # inpainting
+        >>> x, info = recon.pnp_hvae(physics, y, noise_std=7.65 / 255)                 # deblurring
+        >>> x, info = recon.pnp_hvae(inpainting, y, noise_std=3 / 255, max_iter=100)   # inpainting
+        >>> info.n_iter, info.params["temperatures"], info.extra["x_solver"]
     """
+    t0 = time.perf_counter()
     y = check_problem(physics, y)
     beta = check_positive("beta", beta)
     net = _load_model(model)
     temps = temperature_schedule(temperatures, net.n_levels, beta)
-    std = noise_std(physics, y, sigma, noise_level)
-    start = default_start(physics, y)
+    noise = data_noise(physics, y, noise_level=noise_level, noise_std=noise_std)
+    start = start_image(physics, y, x0)
     if start.ndim != 4 or start.shape[1] != 1 or start.shape[2] % net.stride or start.shape[3] % net.stride:
         raise ValueError(
             f"y: expected images A^T y of shape (B, 1, H, W) with H and W divisible by the model's stride {net.stride}, "
             f"received images of shape {tuple(start.shape)}"
         )
-    if x0 is not None:
-        start = check_start(x0, start)
-    noise_var = std**2
+    noise_var = noise.std_like(start) ** 2
     solver = PnPHVAESolver(
         net, physics, y, data_x_step(physics, y, noise_var, cg_iter=cg_iter), noise_var, temps, beta,
         max_iter=check_int("max_iter", max_iter), tol=check_positive("tol", tol, allow_zero=True),
@@ -332,16 +343,8 @@ def pnp_hvae(
     )  # fmt: skip
     with torch.no_grad():
         x, history = solver.run(start)
+    params = noise_params(noise) | {
+        "temperatures": temps, "beta": beta, "gamma": net.gamma, "model": model if isinstance(model, str) else type(net).__name__,
+    }  # fmt: skip
     state = solver.state
-    info = {
-        "iterations": history.iterations,
-        "history": history,
-        "x_step": state["x_data"],
-        "z": state["z"],
-        "temperatures": temps,
-        "beta": beta,
-        "gamma": net.gamma,
-        "sigma": std if isinstance(std, float) else std.flatten().tolist(),
-        "x_solver": x_step_kind(physics),
-    }
-    return x, info
+    return x, ReconInfo.from_history(history, t0, params, x_step=state["x_data"], z=state["z"], x_solver=x_step_kind(physics))

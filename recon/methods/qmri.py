@@ -1,8 +1,9 @@
 r"""Quantitative MRI baselines: SENSE + pixel-wise fit, subspace reconstruction, model-based NLCG.
 
 All three take a :class:`~operators.qmri.QuantitativeMRI` physics and its multi-coil k-space
-``y`` (complex ``(B, N, E, H, W)``) and return parameter maps ``(B, 3, H, W)`` = (Re M0, Im M0,
-R [1/s]) with an ``info`` dict. NLCG-Net (:mod:`recon.methods.nlcg_net`) builds on
+``y`` (complex ``(B, N, E, H, W)``: batch, coils, echoes, rows, columns) and return parameter
+maps ``(B, 3, H, W)`` = (Re M0, Im M0, R [1/s]; M0 in the units of the images :math:`A^H y`) with a
+:class:`~recon.result.ReconInfo`. None of them takes a noise estimate. NLCG-Net (:mod:`recon.methods.nlcg_net`) builds on
 :func:`nlcg_maps`.
 
 * :func:`qmri_fit`: per-echo SENSE, :math:`\min_{x_e}\|P_e F C x_e - y_e\|^2` by CG, then
@@ -17,7 +18,7 @@ R [1/s]) with an ``info`` dict. NLCG-Net (:mod:`recon.methods.nlcg_net`) builds 
 
 Scaling: every method first divides ``y`` by the scalar :math:`\gamma` = the 99th percentile of
 the per-echo coil-combined zero-filled image magnitude of the first echo (so :math:`|M_0|` is
-about 1), and multiplies M0 back by :math:`\gamma` at the end. ``info["data_scale"]`` holds
+about 1), and multiplies M0 back by :math:`\gamma` at the end. ``info.extra["data_scale"]`` holds
 :math:`\gamma`. Nothing here looks at a ground truth.
 """
 
@@ -32,6 +33,7 @@ import torch
 from operators._validate import check_int, check_option, check_positive
 from operators.mri import SenseMRI
 from operators.qmri import MODELS, QuantitativeMRI
+from recon.result import ReconInfo
 from recon.solvers import CG, NLCG
 
 __all__ = ["DEFAULT_RATES", "as_qmri", "dictionary_fit", "nlcg_maps", "prepare", "qmri_fit", "subspace_recon"]
@@ -50,6 +52,7 @@ RATE_INIT = {"t2": 10.0, "t1": 1.0}
 
 def as_qmri(
     physics: QuantitativeMRI | SenseMRI,
+    *,
     model: str | None = None,
     echo_times: Sequence[float] | None = None,
     inversion_times: Sequence[float] | None = None,
@@ -57,6 +60,9 @@ def as_qmri(
     """The qMRI model from a ``QuantitativeMRI`` (then no other argument) or a ``SenseMRI`` plus model and times.
 
     ``echo_times`` (TE, ms) go with ``model="t2"``, ``inversion_times`` (TI, ms) with ``"t1"``.
+
+    Example:
+        >>> physics = as_qmri(sense, model="t2", echo_times=[23.0 * k for k in range(1, 9)])
     """
     if isinstance(physics, QuantitativeMRI):
         extra = {"model": model, "echo_times": echo_times, "inversion_times": inversion_times}
@@ -131,10 +137,6 @@ def dictionary_fit(physics: QuantitativeMRI, images: torch.Tensor, n_rates: int 
     return maps.reshape(b, h, w, 3).movedim(-1, 1).contiguous()
 
 
-def _cg_info(hist, t0: float) -> dict:
-    return {"iterations": hist.iterations, "residual": hist.residual[-1], "time_s": time.perf_counter() - t0}
-
-
 def qmri_fit(
     physics: QuantitativeMRI | SenseMRI,
     y: torch.Tensor,
@@ -148,23 +150,31 @@ def qmri_fit(
 ) -> tuple[torch.Tensor, dict]:
     r"""SENSE per echo by CG, then the pixel-wise dictionary fit.
 
+    The echo images solve :math:`\min_{x_e}\|P_e F C x_e - y_e\|^2` (normal equations by CG, all
+    echoes at once: the system is block diagonal), then :func:`dictionary_fit` gives
+    :math:`(M_0, R)` per pixel.
+
     Args:
         physics: the qMRI model, or a ``SenseMRI`` with ``model`` and ``echo_times`` (T2, TE in
             ms) or ``inversion_times`` (T1, TI in ms); see :func:`as_qmri`.
         y: k-space ``(B, N, E, H, W)`` complex.
-        max_iter: CG iterations per SENSE solve (all echoes solved jointly, block diagonal).
-        tol: CG relative residual tolerance.
+        model, echo_times, inversion_times: with a ``SenseMRI`` only (:func:`as_qmri`).
+        max_iter: CG iterations per SENSE solve (>= 1).
+        tol: CG relative residual tolerance (> 0).
         progress: tqdm bar (None: only on a terminal).
 
     Returns:
-        ``(maps, info)``: maps ``(B, 3, H, W)``; info with ``images`` (the SENSE echo images,
-        physical units), CG ``iterations``, ``residual``, ``time_s`` and ``data_scale``.
+        ``(maps, info)``: maps ``(B, 3, H, W)`` = (Re M0, Im M0, R [1/s]); ``info`` a
+        :class:`~recon.result.ReconInfo` of the CG run (residual in data units) with
+        ``params = {"model", "max_iter", "tol"}`` and ``extra = {"images"`` (the SENSE echo
+        images ``(B, E, H, W)``, physical units), ``"data_scale"`` (:math:`\gamma`) ``}``.
 
     Example:
-        >>> maps, info = qmri_fit(physics, y)  # doctest: +SKIP
+        >>> maps, info = recon.qmri_fit(physics, y)  # doctest: +SKIP
+        >>> t2_ms = 1000.0 / maps[:, 2]; info.n_iter, info.extra["images"].shape
     """
     t0 = time.perf_counter()
-    physics = as_qmri(physics, model, echo_times, inversion_times)
+    physics = as_qmri(physics, model=model, echo_times=echo_times, inversion_times=inversion_times)
     yn, gamma = prepare(physics, y)
     check_int("max_iter", max_iter)
     sense = physics.sense
@@ -174,7 +184,8 @@ def qmri_fit(
         progress=progress,
     ).run()  # fmt: skip
     maps = rescale_m0(dictionary_fit(physics, images), gamma)
-    return maps, {**_cg_info(hist, t0), "images": images * gamma, "data_scale": gamma}
+    params = {"model": physics.model, "max_iter": max_iter, "tol": tol}
+    return maps, ReconInfo.from_history(hist, t0, params, images=images * gamma, data_scale=gamma)
 
 
 def subspace_basis(physics: QuantitativeMRI, rank: int, n_rates: int = 400) -> torch.Tensor:
@@ -202,20 +213,27 @@ def subspace_recon(
         physics: the qMRI model, or a ``SenseMRI`` with ``model`` and ``echo_times`` (T2, TE in
             ms) or ``inversion_times`` (T1, TI in ms); see :func:`as_qmri`.
         y: k-space ``(B, N, E, H, W)`` complex.
-        rank: subspace dimension ``K`` (3-4 in the paper), at most the number of echoes.
-        max_iter, tol: CG on the coefficient images (normal equations).
+        model, echo_times, inversion_times: with a ``SenseMRI`` only (:func:`as_qmri`).
+        rank: subspace dimension ``K``, at most the number of echoes; default 4 (the paper's
+            3-4).
+        max_iter, tol: CG on the coefficient images (normal equations): iterations (>= 1) and
+            relative residual tolerance (> 0).
         progress: tqdm bar (None: only on a terminal).
 
     Returns:
-        ``(maps, info)``: maps ``(B, 3, H, W)``; info with ``images`` (echo images
-        :math:`\Phi c`, physical units), ``basis`` ``(E, K)``, CG ``iterations``, ``residual``,
-        ``time_s`` and ``data_scale``.
+        ``(maps, info)``: maps ``(B, 3, H, W)`` = (Re M0, Im M0, R [1/s]); ``info`` a
+        :class:`~recon.result.ReconInfo` of the CG run with ``params = {"model", "rank",
+        "max_iter", "tol"}`` and ``extra = {"images"`` (echo images :math:`\Phi c`
+        ``(B, E, H, W)``, physical units), ``"basis"`` (:math:`\Phi`, ``(E, K)``),
+        ``"data_scale"`` ``}``.
 
     Example:
-        >>> maps, info = subspace_recon(physics, y, rank=4)  # doctest: +SKIP
+        >>> maps, info = recon.subspace_recon(physics, y, rank=4)  # doctest: +SKIP
+        >>> info.extra["basis"].shape
+        torch.Size([8, 4])
     """
     t0 = time.perf_counter()
-    physics = as_qmri(physics, model, echo_times, inversion_times)
+    physics = as_qmri(physics, model=model, echo_times=echo_times, inversion_times=inversion_times)
     yn, gamma = prepare(physics, y)
     check_int("rank", rank)
     if rank > physics.sense.n_echoes:
@@ -236,7 +254,8 @@ def subspace_recon(
     ).run()  # fmt: skip
     images = expand(coef)
     maps = rescale_m0(dictionary_fit(physics, images), gamma)
-    return maps, {**_cg_info(hist, t0), "images": images * gamma, "basis": phi, "data_scale": gamma}
+    params = {"model": physics.model, "rank": rank, "max_iter": max_iter, "tol": tol}
+    return maps, ReconInfo.from_history(hist, t0, params, images=images * gamma, basis=phi, data_scale=gamma)
 
 
 def scales(physics: QuantitativeMRI, like: torch.Tensor) -> torch.Tensor:
@@ -279,21 +298,24 @@ def nlcg_maps(
         physics: the qMRI model, or a ``SenseMRI`` with ``model`` and ``echo_times`` (T2, TE in
             ms) or ``inversion_times`` (T1, TI in ms); see :func:`as_qmri`.
         y: k-space ``(B, N, E, H, W)`` complex.
+        model, echo_times, inversion_times: with a ``SenseMRI`` only (:func:`as_qmri`).
         x0: start ``(B, 3, H, W)`` in physical units, default :func:`initial_maps`.
-        max_iter: NLCG iterations (800 in the paper).
-        tol: tolerance on the relative projected-gradient norm.
+        max_iter: NLCG iterations (>= 1; 800 in the paper, the default).
+        tol: tolerance on the relative projected-gradient norm (> 0).
         progress: tqdm bar (None: only on a terminal).
 
     Returns:
-        ``(maps, info)``: maps ``(B, 3, H, W)``; info with ``history`` (the solver's
-        :class:`~recon.solvers.base.History`, objective in data units), ``time_s`` and
-        ``data_scale``.
+        ``(maps, info)``: maps ``(B, 3, H, W)`` = (Re M0, Im M0, R [1/s]); ``info`` a
+        :class:`~recon.result.ReconInfo` of the NLCG run (objective
+        :math:`\tfrac12\|A(x) - y/\gamma\|^2` in data units) with ``params = {"model",
+        "max_iter", "tol"}`` and ``extra = {"data_scale"}``.
 
     Example:
-        >>> maps, info = nlcg_maps(physics, y, max_iter=800)  # doctest: +SKIP
+        >>> maps, info = recon.nlcg_maps(physics, y, max_iter=800)  # doctest: +SKIP
+        >>> info.history.objective[-1], info.stop_reason
     """
     t0 = time.perf_counter()
-    physics = as_qmri(physics, model, echo_times, inversion_times)
+    physics = as_qmri(physics, model=model, echo_times=echo_times, inversion_times=inversion_times)
     yn, gamma = prepare(physics, y)
     check_int("max_iter", max_iter)
     if x0 is None:
@@ -307,10 +329,11 @@ def nlcg_maps(
         max_ls=20, max_iter=max_iter, tol=check_positive("tol", tol), progress=progress,
     )  # fmt: skip
     v, hist = solver.run(x0 / s)
-    return rescale_m0(v * s, gamma), {"history": hist, "time_s": time.perf_counter() - t0, "data_scale": gamma}
+    params = {"model": physics.model, "max_iter": max_iter, "tol": tol}
+    return rescale_m0(v * s, gamma), ReconInfo.from_history(hist, t0, params, data_scale=gamma)
 
 
-def data_consistency(physics: QuantitativeMRI, yn: torch.Tensor, s: torch.Tensor, lam=None, z=None):
+def data_consistency(physics: QuantitativeMRI, yn: torch.Tensor, s: torch.Tensor, *, lam=None, z=None):
     r"""``f_and_grad(v)`` for :math:`\tfrac12\|A(s v) - y\|^2 + \tfrac\lambda2\|v - z\|^2` in scaled variables.
 
     Without ``lam`` the prior term is absent. The gradient stays on torch's autograd graph

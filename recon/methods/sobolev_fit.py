@@ -18,8 +18,8 @@ frequency :math:`\xi = 2\pi k / L`, ``scale`` = L; the default :math:`L = 2\pi` 
   the normal equations :math:`K^* W_s K u = K^* W_s f`, i.e. CG in the :math:`H^s` metric of the
   data (CGLS on :math:`W_s^{1/2} K`): the same implicit filter reached in far fewer iterations.
   Both stop by the discrepancy principle, per batch element, on the L2 residual:
-  :math:`\|K u - f\|_2 \le \tau\delta`, with :math:`\delta` the noise norm estimated from
-  ``noise_level`` (:func:`recon.noise.noise_norm_estimate`). The stopping statistic is the same
+  :math:`\|K u - f\|_2 \le \tau\delta`, with :math:`\delta = \|e\|` the noise norm from
+  ``noise_level`` or ``noise_std`` (:attr:`recon.noise.Noise.norm`). The stopping statistic is the same
   for every s, so the iterations it picks are comparable across s (an :math:`H^s`-weighted
   discrepancy would stop negative s as soon as the low frequencies fit).
 * **explicit** (``method="tv_admm"``): :math:`\min_u \Phi_s(u) + \lambda\,\mathrm{TV}(u)` by ADMM
@@ -41,15 +41,18 @@ image for deblurring, a sinogram for CT).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import torch
 from deepinv.physics import LinearPhysics
 
 from operators._validate import check_int, check_option, check_positive, check_tensor
-from recon.methods._data_term import convolution_symbol
+from operators.shapes import image_shape
+from recon.methods._data_term import convolution_symbol, noise_params
 from recon.methods.analysis_prior import check_problem
-from recon.noise import noise_norm_estimate
+from recon.noise import resolve_noise
+from recon.result import ReconInfo
 from recon.regularizers.sobolev import SobolevNorm
 from recon.regularizers.tv import project_l2_ball_pixelwise
 from recon.solvers import ADMM, op_norm, quadratic_x_step
@@ -200,11 +203,12 @@ def _fourier_x_step(
 def sobolev_fit(
     physics: LinearPhysics,
     y: torch.Tensor,
+    *,
     s: float = -1.0,
     method: str = "gd",
-    *,
     scale: float = 2.0 * math.pi,
     noise_level: float | None = None,
+    noise_std: float | None = None,
     tau: float = 1.01,
     early_stop: bool = True,
     lam: float | None = None,
@@ -217,11 +221,13 @@ def sobolev_fit(
     progress: bool | None = None,
     reference: torch.Tensor | None = None,
     callback: Callable[[int, torch.Tensor], None] | None = None,
-) -> tuple[torch.Tensor, dict]:
+) -> tuple[torch.Tensor, ReconInfo]:
     r"""Reconstruct with the :math:`H^s` data misfit: implicit (early-stopped GD / CG) or with TV.
 
     Args:
-        physics: a deepinv ``LinearPhysics`` K whose output is a grid in its last two axes.
+        physics: a deepinv ``LinearPhysics`` K whose output is a grid in its last two axes and
+            that declares its image shape (``img_size`` / ``img_shape``,
+            :func:`operators.shapes.image_shape`).
         y: measurements f, real, shape ``(B, C, h, w)``.
         s: Sobolev exponent (finite; s < 0 down-weights high frequencies of the residual).
         method: ``"gd"`` (gradient descent, step :math:`1/\|W_s^{1/2}K\|^2` unless ``step``),
@@ -229,11 +235,13 @@ def sobolev_fit(
         scale: side length L of the periodic data grid in the units of :math:`\xi`
             (:math:`\xi = 2\pi k / L`; default :math:`2\pi`, integer cycles per image); > 0.
         noise_level: relative noise :math:`\|e\| / \|Kx\|` for the discrepancy principle
-            (``"gd"`` / ``"cg"``); ``None`` runs ``max_iter`` iterations.
+            (``"gd"`` / ``"cg"``); or
+        noise_std: the noise std per entry of ``y`` (units of ``y``), the same use. At most one of
+            the two; neither runs ``max_iter`` iterations.
         tau: discrepancy factor (>= 1): stop when :math:`\|Ku - f\|_2 \le \tau\delta`.
         early_stop: freeze each batch element at the first iterate meeting the discrepancy
             principle (default). ``False`` runs all ``max_iter`` iterations and only records that
-            iteration in ``info["discrepancy_iteration"]`` (to draw whole convergence curves).
+            iteration in ``info.extra["discrepancy_iteration"]`` (to draw whole convergence curves).
         lam: TV weight :math:`\lambda > 0` (required for ``"tv_admm"``; in units of the misfit per
             unit of TV, so it depends on s and ``scale``).
         rho: ADMM penalty (default ``10 * lam``).
@@ -241,17 +249,20 @@ def sobolev_fit(
         max_iter: iteration budget (>= 1).
         tol: ADMM relative tolerance (``"tv_admm"`` only).
         cg_iter: CG iterations per ADMM u-step when K is not a periodic convolution.
-        x0: start (default zeros of the shape of :math:`K^* f`).
+        x0: start (default zeros), (B, *image shape).
         progress: tqdm bar (``None``: when stderr is a terminal).
         reference: ground truth, used ONLY for the PSNR recorded in the history.
         callback: ``callback(iteration, u)`` after each iteration.
 
     Returns:
-        ``(u, info)``: the reconstruction (B, C, H, W) and a dict with ``method``, ``s``,
-        ``scale``, ``iterations``, ``history`` (:class:`~recon.solvers.base.History`),
-        ``discrepancy_iteration`` ((B,) long tensor: the first iteration meeting the principle,
-        -1 if never or without a noise level; ``"gd"`` / ``"cg"``), ``step`` (``"gd"``),
-        ``lam`` and ``rho`` (``"tv_admm"``).
+        ``(u, info)``: the reconstruction (B, C, H, W) and a :class:`~recon.result.ReconInfo`
+        (``history``: objective :math:`\Phi_s` (+ TV) and residual, PSNR with a reference;
+        ``n_iter``, ``converged``, ``stop_reason``, ``seconds``); ``params``: ``method``, ``s``,
+        ``scale``, with a noise estimate ``noise_std``, ``noise_level`` (lists, one per batch
+        element) and ``tau`` (``"gd"`` / ``"cg"``), ``step`` (``"gd"``), ``lam`` and ``rho``
+        (``"tv_admm"``); ``extra``: ``discrepancy_iteration`` ((B,) long tensor: the first
+        iteration meeting the principle, -1 if never or without a noise estimate; ``"gd"`` /
+        ``"cg"``).
 
     Raises:
         ValueError / TypeError: bad arguments (named in the message).
@@ -259,27 +270,28 @@ def sobolev_fit(
 
     Example:
         >>> u, info = recon.sobolev_fit(physics, y, s=-1.0, method="cg", noise_level=0.05)
+        >>> info.n_iter, info.extra["discrepancy_iteration"]
         >>> u, info = recon.sobolev_fit(physics, y, s=-1.0, method="tv_admm", lam=1e-3)
     """
+    t0 = time.perf_counter()
     f = check_problem(physics, y)
     method = check_option("method", method, METHODS)
     if f.ndim != 4:
         raise ValueError(f"y: expected a batch of data grids (B, C, h, w), received shape {tuple(f.shape)}")
     hs = SobolevNorm(s, ndim=2, scale=scale)
     max_iter = check_int("max_iter", max_iter)
-    if noise_level is not None:
-        check_positive("noise_level", noise_level)
+    noise = resolve_noise(physics, f, noise_level=noise_level, noise_std=noise_std)
     tau = check_positive("tau", tau)
     if tau < 1.0:
         raise ValueError(f"tau: expected a number >= 1, received {tau!r}")
     K, KT = physics.A, physics.A_adjoint
-    u0 = torch.zeros_like(KT(f))
+    u0 = torch.zeros((f.shape[0], *image_shape(physics)), dtype=f.dtype, device=f.device)
     if x0 is not None:
         if check_tensor("x0", x0).shape != u0.shape:
             raise ValueError(f"x0: expected a tensor of shape {tuple(u0.shape)}, received {tuple(x0.shape)}")
         u0 = x0
     common = {"max_iter": max_iter, "progress": progress, "reference": reference, "callback": callback}
-    info: dict = {"method": method, "s": hs.s, "scale": hs.scale[0]}
+    params: dict = {"method": method, "s": hs.s, "scale": hs.scale[0]}
 
     if method == "tv_admm":
         if lam is None:
@@ -299,15 +311,16 @@ def sobolev_fit(
             tol=check_positive("tol", tol, allow_zero=True), **common,
         )
         u, history = solver.run(u0)
-        info.update(lam=lam, rho=rho, iterations=history.iterations, history=history)
-        return u, info
+        return u, ReconInfo.from_history(history, t0, params | {"lam": lam, "rho": rho})
 
-    target = None if noise_level is None else tau * noise_norm_estimate(f, noise_level)
+    target = None
+    if noise is not None:
+        target = tau * noise.norm
+        params |= noise_params(noise) | {"tau": tau}
     if method == "gd":
         lipschitz = op_norm(lambda u: hs.apply(K(u), 0.5), lambda r: KT(hs.apply(r, 0.5)), u0) ** 2
         step = 1.0 / lipschitz if step is None else check_positive("step", step)
-        info["step"] = step
-    solver = SobolevDescent(K, KT, hs, f, method, info.get("step", 0.0), target, bool(early_stop), **common)
+        params["step"] = step
+    solver = SobolevDescent(K, KT, hs, f, method, params.get("step", 0.0), target, bool(early_stop), **common)
     u, history = solver.run(u0)
-    info.update(iterations=history.iterations, history=history, discrepancy_iteration=solver.state["met"])
-    return u, info
+    return u, ReconInfo.from_history(history, t0, params, discrepancy_iteration=solver.state["met"])

@@ -209,7 +209,7 @@ class GraphLaplacian:
         return lx.abs().pow(q).reshape(x.shape[0], -1).sum(dim=1)
 
 
-def build_graph_laplacian(image: object, R: int = 5, sigma: float = 1e-3) -> GraphLaplacian:
+def build_graph_laplacian(image: object, *, R: int = 5, sigma: float = 1e-3) -> GraphLaplacian:
     """Build the graph Laplacian ``L = D - W`` of ``image`` (module docstring for the math).
 
     Args:
@@ -217,7 +217,8 @@ def build_graph_laplacian(image: object, R: int = 5, sigma: float = 1e-3) -> Gra
             (1, 1, N, M) torch tensor; real and finite (values on [0, 1] for the default sigma).
         R: window parameter, integer >= 2; neighbours within ``||p_i - p_j||_inf <= R - 1``
             (R = 5: 9x9 window, 80 neighbours away from the border).
-        sigma: weight scale (intensity units squared), > 0; 1e-3 in the paper (2e-4 on clinical data).
+        sigma: the paper's weight scale in ``exp(-(x~_i - x~_j)^2 / sigma)`` (intensity units squared,
+            not a noise level), > 0; 1e-3 in the paper (2e-4 on clinical data).
 
     Returns:
         :class:`GraphLaplacian` with a CSR ``matrix`` of ``S(N) S(M)`` entries,

@@ -10,8 +10,10 @@ i.e. the real prox of :math:`R` restricted to non-negative vectors, applied to t
 :math:`|u|`, with the phase of :math:`u` kept (any phase where :math:`u = 0`). The reason: for a
 fixed magnitude :math:`m`, :math:`\|m e^{j\phi} - u\|^2` is smallest with the phase of :math:`u`,
 and then equals :math:`\|m - |u|\|^2`. :func:`magnitude_prox` turns any real non-negative prox or
-denoiser into this map; :func:`soft_threshold` and :func:`recon.regularizers.tv.tv_denoiser` are the two classical
-magnitude priors of the paper (l1 and 3D TV).
+denoiser into this map: with :func:`recon.regularizers.prior.as_denoiser` of any prior of the one
+protocol (:mod:`recon.regularizers.prior`), e.g. the two classical magnitude priors of the paper,
+``"l1"`` (:class:`~recon.regularizers.prior.L1Prior`, the soft threshold) and 3D TV
+(:class:`~recon.regularizers.prior.TVPrior`), or a trained denoiser ``D(m, sigma)``.
 """
 
 from __future__ import annotations
@@ -20,9 +22,7 @@ from collections.abc import Callable
 
 import torch
 
-from operators._validate import check_positive
-
-__all__ = ["magnitude_prox", "soft_threshold"]
+__all__ = ["magnitude_prox"]
 
 
 def magnitude_prox(real_prox: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
@@ -30,16 +30,17 @@ def magnitude_prox(real_prox: Callable[..., torch.Tensor]) -> Callable[..., torc
 
     Args:
         real_prox: ``real_prox(m, *args, **kwargs) -> m'`` on real magnitudes ``m >= 0`` of any
-            shape, e.g. :func:`soft_threshold`, :func:`recon.regularizers.tv.tv_denoiser` or a trained denoiser. Its
-            output is clamped at 0 (the prox of :math:`R + \iota_{\ge 0}` when ``real_prox`` is
-            the prox of a separable :math:`R`; for a denoiser, a magnitude cannot be negative).
+            shape, e.g. ``as_denoiser(as_prior("l1"))`` (``real_prox(m, threshold)``) or a trained
+            denoiser ``D(m, sigma)``. Its output is clamped at 0 (the prox of
+            :math:`R + \iota_{\ge 0}` when ``real_prox`` is the prox of a separable :math:`R`; for a
+            denoiser, a magnitude cannot be negative).
 
     Returns:
         ``prox(u, *args, **kwargs) -> complex tensor`` of ``u``'s shape and dtype; the extra
         arguments (a threshold, a noise level) are passed on to ``real_prox``.
 
     Example:
-        >>> prox = magnitude_prox(soft_threshold)
+        >>> prox = magnitude_prox(as_denoiser(as_prior("l1")))
         >>> prox(torch.tensor([3 + 4j, 0.1j]), 1.0)      # |u| = 5 -> 4, same phase; 0.1 -> 0
         tensor([2.4000+3.2000j, 0.0000+0.0000j])
     """
@@ -54,8 +55,3 @@ def magnitude_prox(real_prox: Callable[..., torch.Tensor]) -> Callable[..., torc
 
     return prox
 
-
-def soft_threshold(m: torch.Tensor, threshold: float) -> torch.Tensor:
-    r"""Prox of :math:`\lambda\|m\|_1` on non-negative magnitudes: :math:`\max(m - \lambda, 0)`."""
-    check_positive("threshold", threshold, allow_zero=True)
-    return torch.clamp(m - threshold, min=0.0)

@@ -82,12 +82,16 @@ def psm_frames(spatial: torch.Tensor, latent: torch.Tensor, spline: torch.Tensor
     r"""The frames :math:`f_t = \sum_k (U Z)_{t,k} \Lambda_k` of a PSM.
 
     Args:
-        spatial: :math:`\Lambda`, (r, N, N).
-        latent: :math:`Z`, (d, r).
-        spline: :math:`U`, (P, d).
+        spatial: :math:`\Lambda`, (r, N, N), in image units.
+        latent: :math:`Z`, (d, r), dimensionless.
+        spline: :math:`U`, (P, d) (:func:`hermite_spline_matrix`).
 
     Returns:
-        Frames (P, N, N), differentiable in ``spatial`` and ``latent``.
+        Frames (P, N, N) in the units of ``spatial``, differentiable in ``spatial`` and ``latent``.
+
+    Example:
+        >>> u = hermite_spline_matrix(32, 9)
+        >>> frames = psm_frames(torch.randn(7, 64, 64), torch.randn(9, 7), u)   # (32, 64, 64)
     """
     psi = spline @ latent  # (P, r)
     return torch.einsum("pr,rij->pij", psi, spatial)
@@ -104,12 +108,17 @@ def truncated_svd_factors(
     :math:`\Lambda = (\Psi^T \Psi)^{-1} \Psi^T F`.
 
     Args:
-        frames: (P, N, N) estimate of the object (e.g. sliding-window FBP frames).
+        frames: (P, N, N) estimate of the object (e.g. sliding-window FBP frames), image units.
         rank: number of basis functions r (<= P).
         spline: U, (P, d).
 
     Returns:
-        ``(spatial (r, N, N), latent (d, r))`` in the dtype of ``frames``.
+        ``(spatial (r, N, N), latent (d, r))`` in the dtype of ``frames`` (spatial in image units).
+
+    Example:
+        >>> u = hermite_spline_matrix(32, 9)
+        >>> spatial, latent = truncated_svd_factors(frames, 7, u)
+        >>> approx = psm_frames(spatial, latent, u)     # the rank-7 spline PSM closest to frames
     """
     p, n = frames.shape[0], frames.shape[-1]
     mat = frames.reshape(p, -1).double()

@@ -12,8 +12,18 @@ setting the gradient to zero, :math:`\lambda (f - D(f)) + \beta (f - v) = 0`, an
 
 .. math::  f \leftarrow \frac{\lambda D(f) + \beta v}{\lambda + \beta}.
 
-Denoisers act on batches of single-channel images (B, 1, H, W); :func:`framewise` applies one to
-the frames of a (P, H, W) stack in chunks, without gradients.
+Here ``denoiser`` is the map :math:`f \mapsto D(f)` at the strength the calling method fixed:
+for a prior of the package's protocol (:mod:`recon.regularizers.prior`: a name, a
+``deepinv.optim.Prior`` or a callable :math:`D(x, \sigma)`) the method resolves it with
+:func:`~recon.regularizers.prior.as_denoiser` and passes ``lambda f: D(f, t)`` (its own strength
+``t``, e.g. :func:`recon.methods.pnp_baselines.red`); the implicit prior whose gradient is
+:math:`x - D(x, \sigma)` is :class:`recon.regularizers.prior.DenoiserPrior`. Denoisers act on
+batches of single-channel images (B, 1, H, W); :func:`framewise` applies one to the frames of a
+(P, H, W) stack in chunks, without gradients.
+
+Example:
+    >>> denoise = lambda f: as_denoiser(as_prior("dncnn_natural"))(f, 0.03)
+    >>> f = red_fixed_point_step(f, v, denoise, lam=0.3, beta=0.1)
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import torch
 
 __all__ = ["framewise", "red_gradient", "red_penalty", "red_fixed_point_step"]
 
+#: ``f -> D(f)``: a denoiser at a fixed strength, on (B, 1, H, W) images
 Denoiser = Callable[[torch.Tensor], torch.Tensor]
 
 

@@ -2,7 +2,9 @@
 
 Every solver subclasses :class:`~recon.solvers.base.IterativeSolver`: build it with the problem,
 call ``run(x0)``, get ``(x, history)``; ``history.residual`` is each solver's documented stopping
-quantity. Tensors of any shape (batch included, treated as one vector), real or complex.
+quantity. Tensors of any shape (batch included, treated as one vector), real or complex. The
+keywords every solver takes (``max_iter``, ``tol``, ``progress``, ``reference``, ``callback``)
+are declared and validated once, by :func:`~recon.solvers.base.solver_keywords`.
 
 ========================  ==========================================================================
 :class:`CG`               Hermitian PSD systems ``A x = b``; residual ``||r|| / ||b||``
@@ -23,7 +25,7 @@ Example:
 """
 
 from .admm import ADMM, quadratic_x_step
-from .base import History, IterativeSolver, NonFiniteError
+from .base import History, IterativeSolver, NonFiniteError, solver_keywords
 from .cg import CG, CGLS, solve_spd
 from .csalsa import CSALSA, project_ball
 from .nlcg import NLCG, autograd_f_and_grad
@@ -46,5 +48,6 @@ __all__ = [
     "quadratic_x_step",
     "separable_prox",
     "solve_spd",
+    "solver_keywords",
     "stack_operators",
 ]

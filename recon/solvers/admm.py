@@ -36,9 +36,11 @@ from .base import (
     as_linear_operator,
     bmap,
     check_callable,
+    check_count,
     is_block,
     norm,
     numel,
+    solver_keywords,
 )
 from .cg import solve_spd
 
@@ -111,6 +113,7 @@ class ADMM(IterativeSolver):
             x, hist = ADMM(x_step, soft, rho=1.0, tol=1e-6, max_iter=500).run(torch.zeros(n))
     """
 
+    @solver_keywords(tol=1e-4)
     def __init__(
         self,
         x_step: Callable[[Block, float, torch.Tensor], torch.Tensor],
@@ -124,13 +127,7 @@ class ADMM(IterativeSolver):
         adaptive: bool = False,
         mu: float = 10.0,
         tau: float = 2.0,
-        max_iter: int = 100,
-        tol: float = 1e-4,
-        progress: bool | None = None,
-        reference: torch.Tensor | None = None,
-        callback: Callable[[int, torch.Tensor], None] | None = None,
     ):
-        super().__init__(max_iter=max_iter, tol=tol, progress=progress, reference=reference, callback=callback)
         self.x_step = check_callable("x_step", x_step)
         self.z_step = check_callable("z_step", z_step)
         self.rho = check_positive("rho", rho)
@@ -233,8 +230,7 @@ def quadratic_x_step(
     if reg is not None:
         check_callable("reg", reg)
     check_tensor("y", y, real=False)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter: expected an integer >= 1, received {max_iter!r}")
+    check_count("max_iter", max_iter)
     check_positive("tol", tol)
     aty = AT(y)
 

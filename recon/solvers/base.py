@@ -9,6 +9,8 @@ raises :class:`NonFiniteError` carrying the last finite iterate.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import sys
 import time
@@ -68,8 +70,19 @@ def _psnr(x: torch.Tensor, ref: torch.Tensor) -> float:
     return 10.0 * math.log10(data_range**2 / mse) if mse > 0 else float("inf")
 
 
+def check_count(name: str, value: object) -> int:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is an int >= 1 (not a bool); return it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected an integer >= 1, received {value!r}")
+    return value
+
+
 class IterativeSolver:
     """Base class: subclasses define ``init_state`` and ``step``.
+
+    The keyword arguments below are every solver's, validated here and only here: a solver's
+    ``__init__`` takes its own problem's arguments and is decorated with :func:`solver_keywords`,
+    which appends these five (keyword-only, with that solver's defaults) to its signature.
 
     Args:
         max_iter: maximum number of iterations (>= 1).
@@ -87,15 +100,15 @@ class IterativeSolver:
         reference: torch.Tensor | None = None,
         callback: Callable[[int, torch.Tensor], None] | None = None,
     ):
-        if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-            raise ValueError(f"max_iter: expected an integer >= 1, received {max_iter!r}")
+        self.max_iter = check_count("max_iter", max_iter)
         if not isinstance(tol, (int, float)) or tol < 0 or tol != tol:
             raise ValueError(f"tol: expected a number >= 0, received {tol!r}")
-        self.max_iter = max_iter
+        if progress is not None and not isinstance(progress, bool):
+            raise TypeError(f"progress: expected True, False or None, received {type(progress).__name__}")
         self.tol = float(tol)
-        self.progress = sys.stderr.isatty() if progress is None else bool(progress)
+        self.progress = sys.stderr.isatty() if progress is None else progress
         self.reference = reference
-        self.callback = callback
+        self.callback = None if callback is None else check_callable("callback", callback)
 
     # -- to implement -------------------------------------------------------------------------
     def init_state(self, x0: torch.Tensor) -> dict:
@@ -167,6 +180,48 @@ class IterativeSolver:
         finally:
             bar.close()
         return state["x"], hist
+
+
+def solver_keywords(*, max_iter: int = 100, tol: float = 0.0) -> Callable[[Callable], Callable]:
+    """Decorate a solver's ``__init__`` with the keyword arguments every solver takes.
+
+    The decorated ``__init__`` declares only its own problem's arguments. The returned one also
+    takes ``max_iter`` (default ``max_iter``), ``tol`` (default ``tol``), ``progress``,
+    ``reference`` and ``callback``, keyword-only and last in its signature, runs
+    :meth:`IterativeSolver.__init__` with them (validation) and then the decorated body.
+
+    Example:
+        >>> class Halve(IterativeSolver):
+        ...     @solver_keywords(max_iter=10)
+        ...     def __init__(self, factor: float = 0.5):
+        ...         self.factor = factor
+        ...     def init_state(self, x0): return {"x": x0.clone()}
+        ...     def step(self, state): state["x"] = state["x"] * self.factor; return float("nan"), 0.5
+        >>> x, hist = Halve(max_iter=3, progress=False).run(torch.ones(2))
+    """
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    shared = [
+        inspect.Parameter("max_iter", keyword, default=max_iter, annotation="int"),
+        inspect.Parameter("tol", keyword, default=tol, annotation="float"),
+        inspect.Parameter("progress", keyword, default=None, annotation="bool | None"),
+        inspect.Parameter("reference", keyword, default=None, annotation="torch.Tensor | None"),
+        inspect.Parameter("callback", keyword, default=None, annotation="Callable[[int, torch.Tensor], None] | None"),
+    ]
+
+    def decorate(init: Callable) -> Callable:
+        own = inspect.signature(init)
+
+        @functools.wraps(init)
+        def __init__(self, *args, max_iter=max_iter, tol=tol, progress=None, reference=None, callback=None, **kwargs):
+            IterativeSolver.__init__(
+                self, max_iter=max_iter, tol=tol, progress=progress, reference=reference, callback=callback
+            )
+            init(self, *args, **kwargs)
+
+        __init__.__signature__ = own.replace(parameters=[*own.parameters.values(), *shared])
+        return __init__
+
+    return decorate
 
 
 # -- vector-space helpers shared by the solvers ------------------------------------------------

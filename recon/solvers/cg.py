@@ -28,7 +28,7 @@ from deepinv.optim.linear import conjugate_gradient
 
 from operators._validate import check_positive, check_tensor
 
-from .base import History, IterativeSolver, as_linear_operator, check_callable, inner, norm
+from .base import History, IterativeSolver, as_linear_operator, check_callable, inner, norm, solver_keywords
 
 __all__ = ["CG", "CGLS", "solve_spd"]
 
@@ -81,18 +81,8 @@ class CG(IterativeSolver):
         True
     """
 
-    def __init__(
-        self,
-        apply_A: Callable[[torch.Tensor], torch.Tensor],
-        b: torch.Tensor,
-        *,
-        max_iter: int = 100,
-        tol: float = 1e-6,
-        progress: bool | None = None,
-        reference: torch.Tensor | None = None,
-        callback: Callable[[int, torch.Tensor], None] | None = None,
-    ):
-        super().__init__(max_iter=max_iter, tol=tol, progress=progress, reference=reference, callback=callback)
+    @solver_keywords(tol=1e-6)
+    def __init__(self, apply_A: Callable[[torch.Tensor], torch.Tensor], b: torch.Tensor):
         self.apply_A = check_callable("apply_A", apply_A)
         self.b = check_tensor("b", b, real=False)
         self.b_norm = float(norm(b)) or 1.0
@@ -168,20 +158,14 @@ class CGLS(IterativeSolver):
         True
     """
 
+    @solver_keywords(tol=1e-6)
     def __init__(
         self,
         physics_or_A: object,
         y: torch.Tensor,
         A_adjoint: Callable[[torch.Tensor], torch.Tensor] | None = None,
         damp: float = 0.0,
-        *,
-        max_iter: int = 100,
-        tol: float = 1e-6,
-        progress: bool | None = None,
-        reference: torch.Tensor | None = None,
-        callback: Callable[[int, torch.Tensor], None] | None = None,
     ):
-        super().__init__(max_iter=max_iter, tol=tol, progress=progress, reference=reference, callback=callback)
         self.A, self.AT = as_linear_operator("physics_or_A", physics_or_A, A_adjoint, "A_adjoint")
         self.y = check_tensor("y", y, real=False)
         self.damp2 = check_positive("damp", damp, allow_zero=True) ** 2

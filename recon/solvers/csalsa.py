@@ -27,7 +27,7 @@ import torch
 
 from operators._validate import check_positive, check_tensor
 
-from .base import IterativeSolver, as_linear_operator, check_callable
+from .base import IterativeSolver, as_linear_operator, check_callable, check_count, solver_keywords
 from .cg import solve_spd
 
 __all__ = ["CSALSA", "project_ball"]
@@ -65,6 +65,7 @@ class CSALSA(IterativeSolver):
             x, hist = CSALSA(physics, y, eps, soft, kappa=1.0, max_iter=300).run(physics.A_adjoint(y))
     """
 
+    @solver_keywords(tol=5e-4)
     def __init__(
         self,
         physics_or_A: object,
@@ -75,21 +76,13 @@ class CSALSA(IterativeSolver):
         A_adjoint: Callable[[torch.Tensor], torch.Tensor] | None = None,
         kappa: float = 1.0,
         cg_iter: int = 5,
-        max_iter: int = 100,
-        tol: float = 5e-4,
-        progress: bool | None = None,
-        reference: torch.Tensor | None = None,
-        callback: Callable[[int, torch.Tensor], None] | None = None,
     ):
-        super().__init__(max_iter=max_iter, tol=tol, progress=progress, reference=reference, callback=callback)
         self.A, self.AT = as_linear_operator("physics_or_A", physics_or_A, A_adjoint, "A_adjoint")
         self.y = check_tensor("y", y, real=False)
         self.epsilon = check_positive("epsilon", epsilon, allow_zero=True)
         self.prox = check_callable("prox", prox)
         self.kappa = check_positive("kappa", kappa)
-        if isinstance(cg_iter, bool) or not isinstance(cg_iter, int) or cg_iter < 1:
-            raise ValueError(f"cg_iter: expected an integer >= 1, received {cg_iter!r}")
-        self.cg_iter = cg_iter
+        self.cg_iter = check_count("cg_iter", cg_iter)
         self.state: dict = {}
 
     def init_state(self, x0: torch.Tensor) -> dict:

@@ -40,7 +40,7 @@ import torch
 
 from operators._validate import check_option, check_positive, check_tensor
 
-from .base import IterativeSolver, check_callable, inner, norm
+from .base import IterativeSolver, check_callable, check_count, inner, norm, solver_keywords
 
 __all__ = ["NLCG", "autograd_f_and_grad"]
 
@@ -149,6 +149,7 @@ class NLCG(IterativeSolver):
         ...     torch.tensor([-1.2, 1.0], dtype=torch.float64))
     """
 
+    @solver_keywords(tol=1e-6)
     def __init__(
         self,
         f_and_grad: Callable[[torch.Tensor], tuple[float, torch.Tensor]],
@@ -161,13 +162,7 @@ class NLCG(IterativeSolver):
         c2: float = 0.1,
         max_ls: int = 30,
         restart_every: int | None = None,
-        max_iter: int = 100,
-        tol: float = 1e-6,
-        progress: bool | None = None,
-        reference: torch.Tensor | None = None,
-        callback: Callable[[int, torch.Tensor], None] | None = None,
     ):
-        super().__init__(max_iter=max_iter, tol=tol, progress=progress, reference=reference, callback=callback)
         self.f_and_grad = check_callable("f_and_grad", f_and_grad)
         self.beta = check_option("beta", beta, BETA_RULES)
         self.line_search = check_option("line_search", line_search, LINE_SEARCHES)
@@ -176,13 +171,8 @@ class NLCG(IterativeSolver):
         self.c1, self.c2 = check_positive("c1", c1), check_positive("c2", c2)
         if not 0.0 < self.c1 < self.c2 < 1.0:
             raise ValueError(f"c1, c2: expected 0 < c1 < c2 < 1, received c1={c1!r}, c2={c2!r}")
-        for name, val in (("max_ls", max_ls), ("restart_every", restart_every)):
-            if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val < 1):
-                raise ValueError(f"{name}: expected an integer >= 1, received {val!r}")
-        if max_ls is None:
-            raise ValueError("max_ls: expected an integer >= 1, received None")
-        self.max_ls = max_ls
-        self.restart_every = restart_every
+        self.max_ls = check_count("max_ls", max_ls)
+        self.restart_every = None if restart_every is None else check_count("restart_every", restart_every)
 
     # -- evaluation helpers ---------------------------------------------------------------------
     def _evaluate(self, x: torch.Tensor) -> tuple[float, torch.Tensor]:

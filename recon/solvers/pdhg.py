@@ -27,7 +27,7 @@ import torch
 
 from operators._validate import check_positive, check_tensor
 
-from .base import Block, IterativeSolver, as_linear_operator, bmap, check_callable, inner, is_block, norm
+from .base import Block, IterativeSolver, as_linear_operator, bmap, check_callable, inner, is_block, norm, solver_keywords
 
 __all__ = ["PDHG", "op_norm", "prox_conj_from_prox", "separable_prox", "stack_operators"]
 
@@ -216,6 +216,7 @@ class PDHG(IterativeSolver):
             x, hist = PDHG(D, DT, prox_g, prox_fc, max_iter=2000).run(b.clone())
     """
 
+    @solver_keywords(max_iter=500, tol=1e-6)
     def __init__(
         self,
         K: object,
@@ -229,13 +230,7 @@ class PDHG(IterativeSolver):
         norm_K: float | None = None,
         y0: Block | None = None,
         objective: Callable[[torch.Tensor], float] | None = None,
-        max_iter: int = 500,
-        tol: float = 1e-6,
-        progress: bool | None = None,
-        reference: torch.Tensor | None = None,
-        callback: Callable[[int, torch.Tensor], None] | None = None,
     ):
-        super().__init__(max_iter=max_iter, tol=tol, progress=progress, reference=reference, callback=callback)
         self.K, self.KT = as_linear_operator("K", K, K_adjoint)
         self.prox_g = check_callable("prox_g", prox_g)
         self.prox_f_conj = check_callable("prox_f_conj", prox_f_conj)
