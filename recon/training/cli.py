@@ -6,7 +6,7 @@ Trains the recipe ``NAME`` of :data:`~recon.training.registry.REGISTRY` and writ
 
 Example:
     $ python -m recon.training ct_dncnn --threads 1
-    >>> card = main(["ct_dncnn", "--epochs", "1", "--out-dir", "/tmp/w"])
+    >>> card = main(["ct_dncnn", "--epochs", "1", "--out-dir", "weights_out"])
 """
 
 from __future__ import annotations
