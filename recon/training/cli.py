@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kl-warmup", dest="kl_warmup", type=int, help="epochs of linear KL weight warm-up from 0 to 1 (hvae)")
     p.add_argument("--z-channels", dest="z_channels", type=int, help="channels of every latent level (hvae)")
     p.add_argument("--gamma", type=float, help="fixed std of the Gaussian decoder, image units (hvae)")
+    p.add_argument("--scale", type=int, help="pixel-unshuffle factor of the residual branch (dncnn_natural)")
+    p.add_argument("--data-dir", dest="data_dir", type=Path, help="folder of the photograph sets train400/ and bsd68/ (dncnn_natural)")
+    p.add_argument(
+        "--checkpoint", type=Path, help="resumable training state, rewritten every few minutes (default: OUT_DIR/NAME.ckpt)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint (same options)")
     p.add_argument("--threads", type=int, default=2, help="torch and numba threads (default 2; use 1 on a busy machine)")
     p.add_argument("--out-dir", dest="out_dir", type=Path, default=WEIGHTS_DIR, help="where NAME.pt/.json go")
     return p
@@ -66,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     spec = REGISTRY[args.name]
     not_applicable = [k for k, v in vars(args).items() if v is not None and k not in spec.defaults]
-    not_applicable = [k for k in not_applicable if k not in ("name", "threads", "out_dir")]
+    not_applicable = [k for k in not_applicable if k not in ("name", "threads", "out_dir", "checkpoint", "resume")]
     if not_applicable:
         options = ", ".join("--" + k.replace("_", "-") for k in not_applicable)
         parser.error(f"{options}: not an option of {args.name} (its options: {', '.join(spec.defaults)})")
@@ -75,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
             setattr(args, key, value)
     if "sigma_max" in spec.defaults and not args.sigma_max > 0.0:
         raise ValueError(f"--sigma-max: expected a positive noise level, received {args.sigma_max}")
-    if args.n_train > spec.val_first_seed or spec.val_first_seed + args.n_val > TEST_SEEDS.start:
+    if args.checkpoint is None:
+        args.checkpoint = args.out_dir / f"{args.name}.ckpt"
+    if spec.val_first_seed is not None and (args.n_train > spec.val_first_seed or spec.val_first_seed + args.n_val > TEST_SEEDS.start):
         raise ValueError(
             f"--n-train/--n-val: training seeds 0..n_train-1 must stay below the validation seeds "
             f"{spec.val_first_seed}.., and those below {TEST_SEEDS.start}; received {args.n_train}, {args.n_val}"
@@ -98,7 +106,7 @@ def _train_and_write(args: argparse.Namespace, argv: list[str], spec) -> dict:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {args.name}: {msg}", flush=True)
 
-    log(f"training with {json.dumps({k: getattr(args, k) for k in spec.defaults})}")
+    log(f"training with {json.dumps({k: getattr(args, k) for k in spec.defaults}, default=str)}")
     t0 = time.perf_counter()
     net, fields = spec.train(args, log)
     wall = time.perf_counter() - t0

@@ -51,9 +51,12 @@ def evaluate_dncnn(
 
 
 def seeded_dncnn(args: argparse.Namespace, max_crop: int) -> tuple[torch.nn.Module, dict, int]:
-    """Seed torch, build the DnCNN of ``--width`` / ``--depth`` and check ``--crop`` <= ``max_crop``."""
+    """Seed torch, build the DnCNN of ``--width`` / ``--depth`` (and ``--scale`` where the recipe has it) and check
+    ``--crop`` <= ``max_crop``."""
     torch.manual_seed(args.seed)
     model_kwargs = {"width": args.width, "depth": args.depth}
+    if getattr(args, "scale", None) is not None:
+        model_kwargs["scale"] = args.scale
     c = args.crop
     if not 1 <= c <= max_crop:
         raise ValueError(f"--crop: expected a patch side in [1, {max_crop}], received {c}")
@@ -61,16 +64,7 @@ def seeded_dncnn(args: argparse.Namespace, max_crop: int) -> tuple[torch.nn.Modu
 
 
 def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
-    """Train ``ct_dncnn`` as the module docstring says.
-
-    Args:
-        args: the parsed options of ``python -m recon.training ct_dncnn``, every default of :data:`SPEC` filled in.
-        log: progress printer.
-
-    Returns:
-        ``(net, fields)``: the trained network and the card sections it adds (model, task, data, training,
-        validation).
-    """
+    """Train ``ct_dncnn`` as the module docstring says (the :attr:`~recon.training.loop.TrainSpec.train` protocol)."""
     net, model_kwargs, c = seeded_dncnn(args, DNCNN_SIZE)
 
     train_seeds = range(0, args.n_train)

@@ -35,16 +35,7 @@ def evaluate_ct_unet(net: torch.nn.Module, x_fbp: torch.Tensor, x_true: torch.Te
 
 
 def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
-    """Train ``ct_unet`` as the module docstring says.
-
-    Args:
-        args: the parsed options of ``python -m recon.training ct_unet``, every default of :data:`SPEC` filled in.
-        log: progress printer.
-
-    Returns:
-        ``(net, fields)``: the trained network and the card sections it adds (model, task, data, training,
-        validation).
-    """
+    """Train ``ct_unet`` as the module docstring says (the :attr:`~recon.training.loop.TrainSpec.train` protocol)."""
     size = 256
     train_seeds = range(0, args.n_train)
     val_seeds = range(CT_VAL_FIRST_SEED, CT_VAL_FIRST_SEED + args.n_val)

@@ -12,10 +12,14 @@ validation images start at the ``*_VAL_FIRST_SEED`` of their model, and both sta
   Rician noise :func:`magnitude_noisy`.
 * Dynamic objects (``ct_dncnn``): :func:`dynamic_frames` of :func:`recon.phantoms.dynamic_object`
   and Gaussian noise :func:`gaussian_noisy`.
-* Natural-like images (``hvae``, ``dncnn_natural``): the scikit-image photos :func:`hvae_image`,
+* Natural-like images (``hvae``): the scikit-image photos :func:`hvae_image`,
   COULE-like images and procedural textures :func:`hvae_texture` pooled by :func:`hvae_pool`, cut
-  into augmented patches by :func:`hvae_patches` (:func:`natural_patches`) and into tiles by
+  into augmented patches by :func:`hvae_patches` and into tiles by
   :func:`hvae_tiles`.
+* Photographs (``dncnn_natural``): the grayscale PNG sets of the denoising literature under
+  :data:`DATASETS_DIR` (``train400`` for training, ``bsd68`` for validation; never shipped, never
+  downloaded), read by :func:`photo_set` and cut into overlapping training patches by
+  :func:`grid_patches`.
 
 Example:
     >>> x_fbp, x_true = ct_pairs(range(100_000, 100_004), size=256)
@@ -24,11 +28,13 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
-from skimage import color, data
+from skimage import color, data, io
 from torch.nn import functional as F
 
 from operators.ct import ct_geometry
@@ -45,9 +51,13 @@ __all__ = [
     "hvae_texture",
     "hvae_pool",
     "hvae_patches",
-    "natural_patches",
     "hvae_tiles",
     "hvae_pool_card",
+    "DATASETS_DIR",
+    "photo_files",
+    "photo_set",
+    "file_list_sha256",
+    "grid_patches",
 ]
 
 CT_NOISE_LEVEL = 0.02
@@ -73,8 +83,6 @@ HVAE_PROCEDURAL_SIZE = 256
 HVAE_MIN_SCALE = 0.5
 HVAE_CROP = 64
 HVAE_VAL_FIRST_SEED = 400_000
-#: Side of the clean ``dncnn_natural`` patches (:func:`natural_patches`); each epoch crops ``--crop`` from each.
-DNCNN_NATURAL_PATCH = 96
 
 
 # ----------------------------------------------------------------------------- CT data
@@ -180,7 +188,7 @@ def gaussian_noisy(clean: torch.Tensor, sigma: float | torch.Tensor, gen: torch.
     return clean + sigma * torch.randn(clean.shape, generator=gen, dtype=clean.dtype)
 
 
-# ----------------------------------------------------------------------------- natural-like images (hvae, dncnn_natural)
+# ----------------------------------------------------------------------------- natural-like images (hvae)
 
 
 def hvae_image(name: str) -> torch.Tensor:
@@ -317,28 +325,6 @@ def hvae_patches(pool: dict[str, list[torch.Tensor]], n: int, crop: int, gen: to
     return out
 
 
-def natural_patches(seeds: Sequence[int], n: int, seed: int, side: int = DNCNN_NATURAL_PATCH) -> torch.Tensor:
-    """The clean training set of ``dncnn_natural``: ``n`` patches of the ``hvae`` pool, drawn once.
-
-    ``hvae_patches(hvae_pool(seeds), n, side, generator seeded with seed)``: the ``hvae`` mix of
-    scikit-image photos (:data:`HVAE_TRAIN_IMAGES`, never the held-out ones), COULE-like images and
-    textures, with its random downscaling and flips / rotations.
-
-    Args:
-        seeds: procedural seeds of the pool (below :data:`HVAE_VAL_FIRST_SEED`).
-        n: number of patches.
-        seed: seed of the patch generator.
-        side: patch side.
-
-    Returns:
-        (n, 1, side, side) float32 patches in [0, 1].
-
-    Example:
-        >>> clean = natural_patches(range(16), 100, seed=1)
-    """
-    return hvae_patches(hvae_pool(seeds), n, side, torch.Generator().manual_seed(int(seed)))
-
-
 def hvae_tiles(images: Sequence[torch.Tensor], crop: int = HVAE_CROP) -> torch.Tensor:
     """Every non-overlapping ``crop x crop`` tile (row-major, from the top-left corner) of each image.
 
@@ -361,10 +347,86 @@ def hvae_tiles(images: Sequence[torch.Tensor], crop: int = HVAE_CROP) -> torch.T
 
 
 def hvae_pool_card() -> dict:
-    """The card entries describing the image pool of :func:`hvae_pool` (``hvae``, ``dncnn_natural``)."""
+    """The card entries describing the image pool of :func:`hvae_pool` (``hvae``)."""
     return {
         "natural_images": f"skimage.data {list(HVAE_TRAIN_IMAGES)} via recon.training.data.hvae_image (gray, [0, 1])",
         "held_out_images": list(HVAE_HELD_OUT_IMAGES),
         "procedural": f"recon.phantoms.coule_like({HVAE_PROCEDURAL_SIZE}, seed) and "
         f"recon.training.data.hvae_texture({HVAE_PROCEDURAL_SIZE}, seed)",
     }
+
+
+# ----------------------------------------------------------------------------- photographs (dncnn_natural)
+
+DATASETS_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+"""Default folder of the photograph sets: ``../shared/datasets`` next to the checkout (``train400/``, ``bsd68/``)."""
+
+
+def photo_files(name: str, data_dir: Path | str = DATASETS_DIR) -> list[Path]:
+    """The sorted ``*.png`` files of the photograph set ``data_dir / name``.
+
+    Raises:
+        ValueError: the folder is missing or holds no PNG file.
+    """
+    folder = Path(data_dir) / name
+    files = sorted(folder.glob("*.png"))
+    if not files:
+        raise ValueError(f"data_dir: expected PNG images in {folder} (the {name} set), found none")
+    return files
+
+
+def photo_set(name: str, data_dir: Path | str = DATASETS_DIR) -> tuple[list[torch.Tensor], list[Path]]:
+    """Read every image of the photograph set ``name`` (e.g. ``"train400"``, ``"bsd68"``).
+
+    Each file must be an 8-bit grayscale PNG; it becomes a float32 (1, 1, H, W) tensor of
+    ``value / 255`` in [0, 1].
+
+    Args:
+        name: sub-folder of ``data_dir``.
+        data_dir: folder of the sets (default :data:`DATASETS_DIR`).
+
+    Returns:
+        ``(images, files)`` in file-name order.
+
+    Raises:
+        ValueError: a missing folder, or a file that is not a readable 8-bit grayscale image (named).
+
+    Example:
+        >>> images, files = photo_set("bsd68")   # 68 images of 321x481 or 481x321
+    """
+    files = photo_files(name, data_dir)
+    images = []
+    for f in files:
+        try:
+            arr = io.imread(f)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"data_dir: {f} is not a readable image ({err})") from err
+        if arr.dtype != np.uint8 or arr.ndim != 2:
+            raise ValueError(f"data_dir: expected an 8-bit grayscale image in {f}, received dtype {arr.dtype}, shape {arr.shape}")
+        images.append(torch.from_numpy(arr.astype(np.float32) / 255.0)[None, None])
+    return images, files
+
+
+def file_list_sha256(files: Sequence[Path]) -> str:
+    """sha256 of the lines ``"<file name> <sha256 of its bytes>\n"``, in the given order: one hash of names and contents."""
+    lines = "".join(f"{Path(f).name} {hashlib.sha256(Path(f).read_bytes()).hexdigest()}\n" for f in files)
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def grid_patches(images: Sequence[torch.Tensor], side: int, stride: int) -> torch.Tensor:
+    """Every ``side x side`` window of each image with corners on a grid of step ``stride`` (row-major).
+
+    Args:
+        images: (1, 1, H, W) images, each at least ``side`` on both sides.
+        side: window side.
+        stride: grid step.
+
+    Returns:
+        (n, 1, side, side), image-major.
+
+    Example:
+        >>> grid_patches([torch.rand(1, 1, 180, 180)], 80, 20).shape   # 6 x 6 corners
+        torch.Size([36, 1, 80, 80])
+    """
+    out = [img.unfold(2, side, stride).unfold(3, side, stride).reshape(-1, 1, side, side) for img in images]
+    return torch.cat(out)

@@ -137,16 +137,7 @@ def _hvae_schedule(opt: torch.optim.Optimizer, total_steps: int) -> torch.optim.
 
 
 def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
-    """Train ``hvae`` as the module docstring says.
-
-    Args:
-        args: the parsed options of ``python -m recon.training hvae``, every default of :data:`SPEC` filled in.
-        log: progress printer.
-
-    Returns:
-        ``(net, fields)``: the trained network and the card sections it adds (model, task, data, training,
-        validation, held_out).
-    """
+    """Train ``hvae`` as the module docstring says (the :attr:`~recon.training.loop.TrainSpec.train` protocol)."""
     if not args.gamma > 0.0:
         raise ValueError(f"--gamma: expected a positive decoder std, received {args.gamma}")
     if args.patches < 1 or args.kl_warmup < 0:

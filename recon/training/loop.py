@@ -18,8 +18,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import torch
 
@@ -32,6 +34,8 @@ __all__ = [
     "noisy_patch_batches",
     "psnr_before_after",
     "fit_denoiser",
+    "Checkpoint",
+    "CHECKPOINT_EVERY_S",
     "mse_training_card",
     "sigma_validation_card",
 ]
@@ -41,17 +45,20 @@ __all__ = [
 class TrainSpec:
     """One trainable model: how to build it, its default hyperparameters and its training loop.
 
-    ``build(**model_kwargs)`` returns the untrained module; ``train(args, log)`` trains it and
-    returns ``(model, card_fields)``; ``defaults`` fill the command-line options (an option
+    ``build(**model_kwargs)`` returns the untrained module; ``train(args, log)`` trains it, where
+    ``args`` are the parsed options of ``python -m recon.training NAME`` with every default filled
+    in and ``log`` prints progress, and returns ``(model, card_fields)``, the card sections the
+    recipe adds (model, task, data, training, validation, ...); ``defaults`` fill the command-line options (an option
     without a default here does not apply to this model). Training images use seeds
-    ``0 .. n_train-1``, validation images ``val_first_seed .. val_first_seed+n_val-1``.
+    ``0 .. n_train-1``, validation images ``val_first_seed .. val_first_seed+n_val-1``; a recipe
+    that reads image sets instead of seeds has ``val_first_seed=None`` (``n_train``/``n_val`` then count images).
     """
 
     description: str
     build: Callable[..., torch.nn.Module]
     train: Callable[[argparse.Namespace, Callable[[str], None]], tuple[torch.nn.Module, dict]]
     defaults: dict
-    val_first_seed: int
+    val_first_seed: int | None
 
 
 def adam_cosine(net: torch.nn.Module, args: argparse.Namespace, n_train: int) -> tuple:
@@ -77,12 +84,20 @@ def run_epoch(net: torch.nn.Module, opt, sched, batches, loss_fn: Callable) -> f
 
 
 def noisy_patch_batches(
-    clean: torch.Tensor, crop: Sequence[int], batch_size: int, sigma_max: float, gen: torch.Generator, noisy_fn: Callable
+    clean: torch.Tensor,
+    crop: Sequence[int],
+    batch_size: int,
+    sigma_max: float,
+    gen: torch.Generator,
+    noisy_fn: Callable,
+    *,
+    augment: bool = False,
 ) -> Iterator[tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]]:
     """One epoch of denoiser training batches: a random crop and noise level per clean sample.
 
     Draws, in this order from ``gen``: the sample order, one crop corner per sample, one
-    ``sigma ~ U[0, sigma_max]`` per sample; then, batch by batch (lazily), the noise of
+    ``sigma ~ U[0, sigma_max]`` per sample, with ``augment`` one of the 8 flips / rotations by
+    multiples of 90 degrees per sample (2D square crops only); then, batch by batch (lazily), the noise of
     ``noisy_fn(patches, sigma, gen)`` with ``sigma`` shaped to broadcast over each patch.
 
     Args:
@@ -92,6 +107,7 @@ def noisy_patch_batches(
         sigma_max: largest noise standard deviation.
         gen: the seeded generator of every draw.
         noisy_fn: ``(clean, sigma, gen) -> noisy``, e.g. :func:`recon.training.data.gaussian_noisy`.
+        augment: draw a random flip / rotation per patch (the patches must be square 2D crops).
 
     Yields:
         ``(noisy, sigma), clean_patches``: (b, 1, *crop), (b,) and (b, 1, *crop).
@@ -100,12 +116,23 @@ def noisy_patch_batches(
     perm = torch.randperm(n, generator=gen)
     corners = torch.stack([torch.randint(0, s - c + 1, (n,), generator=gen) for s, c in zip(clean.shape[2:], crop)], dim=1)
     sigmas = sigma_max * torch.rand(n, generator=gen)
+    if augment and (len(crop) != 2 or crop[0] != crop[1]):
+        raise ValueError(f"crop: augmentation needs a square 2D crop, received {tuple(crop)}")
+    moves = torch.randint(0, 8, (n,), generator=gen) if augment else torch.zeros(n, dtype=torch.long)
     for k in range(0, n, batch_size):
         idx = perm[k : k + batch_size].tolist()
         boxes = zip(idx, corners[idx].tolist())
         patches = torch.stack([clean[(i, slice(None), *(slice(a, a + c) for a, c in zip(box, crop)))] for i, box in boxes])
+        if augment:
+            patches = torch.stack([_dihedral(p, int(m)) for p, m in zip(patches, moves[idx])])
         sig = sigmas[idx]
         yield (noisy_fn(patches, sig.reshape(-1, *[1] * (patches.ndim - 1)), gen), sig), patches
+
+
+def _dihedral(patch: torch.Tensor, move: int) -> torch.Tensor:
+    """One of the 8 symmetries of the square: rotation by ``move % 4`` quarter turns, then a left-right flip if ``move >= 4``."""
+    out = torch.rot90(patch, move % 4, dims=(-2, -1))
+    return out.flip(-1) if move >= 4 else out
 
 
 @torch.no_grad()
@@ -125,16 +152,24 @@ def fit_denoiser(
     evaluate: Callable[[float], tuple[float, float]],
     sigmas: Sequence[float],
     gets_sigma: bool,
+    *,
+    augment: bool = False,
 ) -> tuple[float, list[dict], list[tuple[float, float]]]:
-    """The MSE training loop of the denoisers trained on noisy patches (``mimo_unet3d``, ``ct_dncnn``).
+    """The MSE training loop of the denoisers trained on noisy patches (``mimo_unet3d``, ``ct_dncnn``, ``dncnn_natural``).
 
     Adam with cosine decay (:func:`adam_cosine`) over ``args.epochs`` epochs of
     :func:`noisy_patch_batches` (generator seeded with ``args.seed``); after each epoch
     ``evaluate(sigma)`` gives the validation ``(psnr_noisy, psnr_net)`` at every ``sigmas``.
 
+    With ``args.checkpoint`` set (a path), the whole state (network, optimizer, scheduler,
+    generator, history, the hyperparameters) is written there after an epoch once
+    :data:`CHECKPOINT_EVERY_S` seconds have passed since the last write, and after the last
+    epoch; with ``args.resume`` the loop first loads it and continues, so an interrupted run
+    ends with the same weights as an uninterrupted one.
+
     Args:
         net: the untrained network; called as ``net(noisy, sigma)`` when ``gets_sigma``, else ``net(noisy)``.
-        args: parsed options (epochs, seed, batch_size, lr, sigma_max).
+        args: parsed options (epochs, seed, batch_size, lr, sigma_max; optional checkpoint, resume).
         log: progress printer.
         clean: clean training samples (n, 1, *spatial).
         crop: training patch shape.
@@ -142,33 +177,93 @@ def fit_denoiser(
         evaluate: validation at one noise level.
         sigmas: validation noise levels.
         gets_sigma: whether the network takes the noise level.
+        augment: random flips / rotations of the patches (:func:`noisy_patch_batches`).
 
     Returns:
         ``(final_train_mse, history, p_val)``: the last epoch's mean loss, one dict per epoch and
         the final ``(psnr_noisy, psnr_net)`` per validation sigma.
+
+    Raises:
+        ValueError: ``args.resume`` without a checkpoint file, or a checkpoint of other hyperparameters.
     """
     opt, sched = adam_cosine(net, args, len(clean))
     gen = torch.Generator().manual_seed(args.seed)
-    history = []
-    loss_epoch = float("nan")
-    for epoch in range(1, args.epochs + 1):
+    ckpt = Checkpoint(getattr(args, "checkpoint", None), net, opt, sched, gen, args)
+    history = ckpt.load() if getattr(args, "resume", False) else []
+    if history:
+        log(f"resumed from {ckpt.path} after epoch {len(history)}")
+    loss_epoch = history[-1]["train_mse"] if history else float("nan")
+    for epoch in range(len(history) + 1, args.epochs + 1):
         te = time.perf_counter()
         net.train()
-        batches = noisy_patch_batches(clean, crop, args.batch_size, args.sigma_max, gen, noisy_fn)
+        batches = noisy_patch_batches(clean, crop, args.batch_size, args.sigma_max, gen, noisy_fn, augment=augment)
         if not gets_sigma:
             batches = (((noisy,), target) for (noisy, _), target in batches)
         loss_epoch = run_epoch(net, opt, sched, batches, lambda out, target: (out - target).square().mean())
         p_val = [evaluate(s) for s in sigmas]
-        history.append({"epoch": epoch, "train_mse": loss_epoch, "val_psnr_net": [p for _, p in p_val]})
+        seconds = time.perf_counter() - te
+        history.append({"epoch": epoch, "train_mse": loss_epoch, "val_psnr_net": [p for _, p in p_val], "seconds": round(seconds, 1)})
         scores = ", ".join(f"sigma {s:g}: {p:.2f} dB (noisy {q:.2f})" for s, (q, p) in zip(sigmas, p_val))
-        log(
-            f"epoch {epoch:3d}/{args.epochs}  train MSE {loss_epoch:.2e}  val PSNR net {scores}  "
-            f"lr {sched.get_last_lr()[0]:.2e}  {time.perf_counter() - te:.1f} s"
-        )
+        log(f"epoch {epoch:3d}/{args.epochs}  train MSE {loss_epoch:.2e}  val PSNR net {scores}  lr {sched.get_last_lr()[0]:.2e}  {seconds:.1f} s")
+        ckpt.save(history, final=epoch == args.epochs)
     p_val = [evaluate(s) for s in sigmas]
     scores = ", ".join(f"sigma {s:g}: noisy {q:.2f} dB, net {p:.2f} dB" for s, (q, p) in zip(sigmas, p_val))
     log(f"final: val PSNR {scores}")
     return loss_epoch, history, p_val
+
+
+CHECKPOINT_EVERY_S = 180.0
+"""Seconds between two checkpoint writes of :func:`fit_denoiser` (the last epoch is always written)."""
+
+
+class Checkpoint:
+    """The resumable state of one :func:`fit_denoiser` run, written atomically to ``path`` (``None``: never written).
+
+    Holds the network, optimizer, scheduler and generator states, the epoch history and the
+    hyperparameters ``args`` of the run, which a resumed run must match.
+    """
+
+    def __init__(self, path, net, opt, sched, gen: torch.Generator, args: argparse.Namespace):
+        self.path = None if path is None else Path(path)
+        self.net, self.opt, self.sched, self.gen = net, opt, sched, gen
+        self.config = {k: v for k, v in sorted(vars(args).items()) if k not in _RUN_OPTIONS}
+        self.last = time.perf_counter()
+
+    def save(self, history: list[dict], *, final: bool) -> None:
+        """Write the state if :data:`CHECKPOINT_EVERY_S` have passed since the last write, or when ``final``."""
+        if self.path is None or not (final or time.perf_counter() - self.last >= CHECKPOINT_EVERY_S):
+            return
+        state = {
+            "config": self.config,
+            "history": history,
+            "net": self.net.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "gen": self.gen.get_state(),
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".part")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+        self.last = time.perf_counter()
+
+    def load(self) -> list[dict]:
+        """Restore the state from ``path``; returns the history of the epochs done."""
+        if self.path is None or not self.path.is_file():
+            raise ValueError(f"--resume: expected a checkpoint file at --checkpoint, received {self.path}")
+        state = torch.load(self.path, weights_only=False)
+        if state["config"] != self.config:
+            diff = {k: (state["config"].get(k), v) for k, v in self.config.items() if state["config"].get(k) != v}
+            raise ValueError(f"--resume: the checkpoint {self.path} was written with other options (checkpoint, now): {diff}")
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.gen.set_state(state["gen"])
+        return state["history"]
+
+
+_RUN_OPTIONS = ("checkpoint", "resume", "threads", "out_dir")
+"""Options that may differ between a run and its resumption."""
 
 
 def mse_training_card(args: argparse.Namespace, final_mse: float, history: list[dict], **patch: object) -> dict:

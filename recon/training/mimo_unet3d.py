@@ -55,16 +55,7 @@ def evaluate_mimo_unet3d(
 
 
 def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
-    """Train ``mimo_unet3d`` as the module docstring says.
-
-    Args:
-        args: the parsed options of ``python -m recon.training mimo_unet3d``, every default of :data:`SPEC` filled in.
-        log: progress printer.
-
-    Returns:
-        ``(net, fields)``: the trained network and the card sections it adds (model, task, data, training,
-        validation).
-    """
+    """Train ``mimo_unet3d`` as the module docstring says (the :attr:`~recon.training.loop.TrainSpec.train` protocol)."""
     shape = MIMO_SCENE_SHAPE
     torch.manual_seed(args.seed)
     model_kwargs = {"widths": list(args.widths)}
