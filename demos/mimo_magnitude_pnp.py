@@ -10,7 +10,7 @@ C-SALSA with the magnitude priors l1, 3D TV and the shipped 3D U-Net (``recon.ma
 Metric: the paper's magnitude PSNR (``recon.metrics.magnitude_psnr``). Every iterative method
 stops by its tolerance or iteration budget, never by the truth.
 
-``--tune`` picks the prior strengths on training-seed scenes (seeds 5000-5001, never test
+``--tune`` picks each prior's ``denoiser_sigma`` on training-seed scenes (seeds 5000-5001, never test
 scenes) by a small grid search and prints them; the defaults in ``recon.methods.magnitude_pnp``
 were set that way.
 
@@ -49,9 +49,10 @@ SUMMARY = {
 METHODS = ("BP", "KM", "l1", "TV", "PnP-UNet3D")
 PRIOR = {"l1": "l1", "TV": "tv", "PnP-UNet3D": "mimo_unet3d"}
 TUNE_SEEDS = (5000, 5001)
+#: denoiser_sigma grids per prior; for l1 / TV the square roots of the prox weights (threshold, TV weight) searched
 TUNE_GRID = {
-    "l1": (0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
-    "tv": (0.002, 0.005, 0.01, 0.02, 0.05, 0.1),
+    "l1": tuple(math.sqrt(w) for w in (0.005, 0.01, 0.02, 0.05, 0.1, 0.2)),
+    "tv": tuple(math.sqrt(w) for w in (0.002, 0.005, 0.01, 0.02, 0.05, 0.1)),
     "mimo_unet3d": (0.02, 0.05, 0.1, 0.15, 0.2, 0.3),
 }
 
@@ -92,7 +93,7 @@ def reconstruct_all(physics: NearFieldMIMO, y: torch.Tensor, sigma: float) -> di
 
 
 def tune(cfg: dict, priors: list[str]) -> None:
-    """Grid search of each prior's strength on training-seed scenes (first setting); prints the best."""
+    """Grid search of each prior's denoiser_sigma on training-seed scenes (first setting); prints the best."""
     _, n_freq, snr = cfg["cases"][0]
     physics = NearFieldMIMO(*mg.x_array(), mg.default_frequencies(n=n_freq), mg.default_grid(cfg["grid"]))
     data = []
@@ -101,10 +102,10 @@ def tune(cfg: dict, priors: list[str]) -> None:
         data.append((x, *measure(physics, x, snr, seed)))
     for prior in priors:
         grid, scores = TUNE_GRID[prior], []
-        for strength in grid:
-            vals = [float(magnitude_psnr(recon.magnitude_pnp(physics, y, prior=prior, noise_std=s, strength=strength)[0], x)) for x, y, s in data]
+        for sd in grid:
+            vals = [float(magnitude_psnr(recon.magnitude_pnp(physics, y, prior=prior, noise_std=s, denoiser_sigma=sd)[0], x)) for x, y, s in data]
             scores.append(float(np.mean(vals)))
-            print(f"tune {prior} strength {strength:g}: {scores[-1]:.2f} dB", flush=True)
+            print(f"tune {prior} denoiser_sigma {sd:g}: {scores[-1]:.2f} dB", flush=True)
         print(f"best {prior}: {grid[int(np.argmax(scores))]:g}")
 
 

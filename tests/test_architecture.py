@@ -1,9 +1,10 @@
 """The layers point down only: ``operators`` <- ``denoisers`` <- ``recon`` <- ``demos``, ``benchmarks``.
 
-The three library packages are checked by import-linter's layers contract in ``pyproject.toml``
-(``[tool.importlinter]``; it counts imports inside functions too and lists no exceptions). The
-scripts in ``demos/`` and ``benchmarks/`` sit above all three; a small AST walk checks that the
-library never imports them or loads them by path, and that the two never import each other.
+The three library packages and the ``demos`` package on top of them are checked by
+import-linter's layers contract in ``pyproject.toml`` (``[tool.importlinter]``; it counts imports
+inside functions too and lists no exceptions). ``benchmarks/`` (scripts, not a package) sits
+above the library too; a small AST walk checks that the library never imports ``demos`` or
+``benchmarks`` nor loads them by path, and that the two never import each other.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ("operators", "denoisers", "recon")
 SCRIPTS = ("demos", "benchmarks")
+#: the contract's layers, top first: the demos package above the library
+LAYERS = ["demos", "recon", "denoisers", "operators"]
 LINT = "from importlinter.cli import lint_imports_command; lint_imports_command()"
 
 
@@ -53,9 +56,9 @@ def _docstrings(tree: ast.AST) -> set[int]:
 
 def test_contract_is_the_layer_order_with_no_exceptions():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
-    assert sorted(config["root_packages"]) == sorted(LIBRARY)
+    assert sorted(config["root_packages"]) == sorted(LAYERS)
     (contract,) = config["contracts"]
-    assert contract["type"] == "layers" and contract["layers"] == ["recon", "denoisers", "operators"]
+    assert contract["type"] == "layers" and contract["layers"] == LAYERS
     assert not {"ignore_imports", "unmatched_ignore_imports_alerting", "exhaustive_ignores"} & set(contract)
 
 
@@ -71,14 +74,17 @@ def test_contract_catches_an_up_import_inside_a_function(tmp_path: Path):
     start = text.index("[tool.importlinter]")
     end = re.search(r"^\[(?!\[?tool\.importlinter)", text[start + 1 :], re.M)
     (tmp_path / "pyproject.toml").write_text(text[start : start + 1 + end.start()] if end else text[start:])
-    for pkg in LIBRARY:
+    for pkg in LAYERS:
         (tmp_path / pkg).mkdir()
         (tmp_path / pkg / "__init__.py").write_text("")
     (tmp_path / "recon" / "phantoms.py").write_text("X = 1\n")
     (tmp_path / "denoisers" / "train.py").write_text("def f():\n    from recon.phantoms import X\n\n    return X\n")
+    (tmp_path / "demos" / "run.py").write_text("X = 2\n")
+    (tmp_path / "recon" / "cli.py").write_text("def g():\n    from demos.run import X\n\n    return X\n")
     run = _lint_imports(tmp_path)
     assert run.returncode == 1 and "BROKEN" in run.stdout
     assert "denoisers.train -> recon.phantoms" in run.stdout
+    assert "recon.cli -> demos.run" in run.stdout
 
 
 @pytest.mark.parametrize("package", LIBRARY)

@@ -1,12 +1,15 @@
 """Graph Laplacian of graphLa+Psi: structure, exactness against a slow reference, torch apply, errors."""
 
+import deepinv
 import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
 
 from operators.kernels.graph_weights import window_nnz
+from recon.methods.graphla import graph_prior
 from recon.regularizers.graph_laplacian import GraphLaplacian, build_graph_laplacian
+from recon.regularizers.prior import as_denoiser, as_prior
 
 
 def _reference_dense(img: np.ndarray, R: int, sigma: float) -> np.ndarray:
@@ -100,7 +103,7 @@ def test_torch_apply_equals_scipy(smooth_image, dtype, tol):
     assert y.shape == x.shape and y.dtype == dtype
     ref = (lap.matrix @ x.reshape(6, -1).numpy().T).T.reshape(x.shape)
     assert np.abs(y.double().numpy() - ref).max() < tol * np.abs(ref).max()
-    assert torch.equal(lap(x.to(dtype)), y)
+    torch.testing.assert_close(lap(x.to(dtype)), y.abs().sum(dim=(1, 2, 3)))  # calling a deepinv Prior is its value ||Lx||_1
     assert lap.to_torch(dtype).layout == torch.sparse_csr
 
 
@@ -113,6 +116,32 @@ def test_apply_autograd_and_lq_value(smooth_image):
     lx = lap.apply(x.detach())
     assert torch.allclose(lap.lq_value(x.detach(), q=1), lx.abs().sum(dim=(1, 2, 3)))
     assert torch.allclose(lap.lq_value(x.detach(), q=2), lx.pow(2).sum(dim=(1, 2, 3)))
+
+
+def test_is_a_deepinv_prior_agreeing_with_graphlas_analysis_prior(smooth_image):
+    """R(x) = ||Lx||_1 as a deepinv Prior: its value is graphla's AnalysisPrior objective, its grad autograd's."""
+    lap = build_graph_laplacian(smooth_image, R=3, sigma=1e-2)
+    assert isinstance(lap, deepinv.optim.Prior) and lap.explicit_prior and as_prior(lap) is lap
+    x = torch.randn(2, 1, 24, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    analysis = graph_prior(lap, x)
+    torch.testing.assert_close(lap.fn(x), analysis.value(analysis.op(x)), rtol=1e-12, atol=0)
+    torch.testing.assert_close(lap(x), lap.lq_value(x, q=1))
+    torch.testing.assert_close(lap.grad(x), deepinv.optim.Prior.grad(lap, x), rtol=1e-12, atol=1e-12)
+
+
+def test_prox_closes_the_duality_gap(smooth_image):
+    """prox_{gamma R}(v): the primal value at z = v - Lp meets the dual value at the feasible p (gap -> 0)."""
+    lap = build_graph_laplacian(smooth_image, R=3, sigma=1e-2)
+    v = torch.as_tensor(smooth_image)[None, None] + 0.05 * torch.randn(1, 1, 24, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    gaps = []
+    for n_iter in (20, 2000):
+        z = lap.prox(v, gamma=0.05, n_iter=n_iter)
+        primal = 0.5 * float((z - v).pow(2).sum()) + 0.05 * float(lap.fn(z))
+        dual = 0.5 * float(v.pow(2).sum()) - 0.5 * float(z.pow(2).sum())  # z = v - Lp, |p| <= gamma
+        gaps.append((primal - dual) / primal)
+    assert gaps[0] > 0 and 0 <= gaps[1] < 1e-3 * gaps[0] and gaps[1] < 1e-4
+    assert float(lap.fn(z)) < float(lap.fn(v))
+    torch.testing.assert_close(as_denoiser(lap)(v, 0.05**0.5), lap.prox(v, gamma=0.05))  # prox weight denoiser_sigma**2
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,12 @@ from recon.regularizers.prior import L1Prior, TVPrior, as_denoiser
 from recon.solvers import CSALSA
 
 SMALL = (5, 6, 7)
-#: the soft threshold max(m - t, 0) on magnitudes, as the one prior protocol gives it: D(m, t)
-soft_threshold = as_denoiser(L1Prior())
+
+
+def soft_threshold(m: torch.Tensor, t: float) -> torch.Tensor:
+    """The soft threshold max(m - t, 0) on magnitudes: L1Prior's prox at the weight t."""
+    return L1Prior().prox(m, gamma=t)
+
 
 
 def _small(budget: int = 0, **kw) -> NearFieldMIMO:
@@ -212,7 +216,7 @@ def test_magnitude_psnr_ignores_scale_and_phase():
         (lambda op, y: recon.magnitude_pnp(op, y, prior="l1", noise_level=0.1, noise_std=1.0), ValueError, "noise_std"),
         (lambda op, y: recon.magnitude_pnp(op, y, prior="l1", noise_level=-0.1), ValueError, "noise_level"),
         (lambda op, y: recon.magnitude_pnp(op, y, prior="l1", noise_std=-0.1), ValueError, "noise_std"),
-        (lambda op, y: recon.magnitude_pnp(op, y, prior=L1Prior(), noise_level=0.1), ValueError, "strength"),
+        (lambda op, y: recon.magnitude_pnp(op, y, prior=L1Prior(), noise_level=0.1), ValueError, "denoiser_sigma"),
         (lambda op, y: recon.magnitude_pnp(op, y, "l1", noise_level=0.1), TypeError, "positional"),
         (lambda op, y: recon.magnitude_pnp(op, y.real, prior="l1", noise_level=0.1), TypeError, "y"),
         (lambda op, y: recon.backprojection(op, y.abs()), TypeError, "y"),
@@ -252,15 +256,15 @@ def test_magnitude_pnp_noise_words():
 
 def test_magnitude_pnp_accepts_the_three_kinds_of_prior():
     op, x, y, std = _pnp_problem()
-    run = dict(noise_std=std, strength=0.2, max_iter=10, tol=0.0, progress=False)
+    run = dict(noise_std=std, denoiser_sigma=0.5, max_iter=10, tol=0.0, progress=False)
     x_name, info = recon.magnitude_pnp(op, y, prior="l1", x_true=x, **run)
-    assert info.params["prior"] == "l1" and info.params["strength"] == 0.2 and info.n_iter == 10
+    assert info.params["prior"] == "l1" and info.params["denoiser_sigma"] == 0.5 and info.n_iter == 10
     assert len(info.history.psnr) == 10 and info.extra["scale"] > 0 and x_name.shape == x.shape
     x_object, info_object = recon.magnitude_pnp(op, y, prior=L1Prior(), **run)
     assert info_object.params["prior"] == "L1Prior"
 
-    def shrink(m, sigma):
-        return torch.clamp(m - sigma, min=0.0)
+    def shrink(m, sigma):  # the l1 prox at the weight sigma**2, as the strength rule gives it
+        return torch.clamp(m - sigma**2, min=0.0)
 
     x_callable, info_callable = recon.magnitude_pnp(op, y, prior=shrink, **run)
     assert info_callable.params["prior"] == "shrink"
@@ -271,6 +275,6 @@ def test_magnitude_pnp_accepts_the_three_kinds_of_prior():
 def test_magnitude_pnp_defaults_per_registered_prior():
     op, _, y, std = _pnp_problem()
     _, info = recon.magnitude_pnp(op, y, prior="tv", noise_std=std, max_iter=2, progress=False)
-    assert info.params["strength"] == 0.01 and info.params["kappa"] == 500.0
+    assert info.params["denoiser_sigma"] == 0.1 and info.params["kappa"] == 500.0  # TV weight 0.01
     _, info = recon.magnitude_pnp(op, y, prior="l1", noise_std=std, tol=1.0, progress=False)
     assert info.params["max_iter"] == 150 and info.converged and info.n_iter == 1

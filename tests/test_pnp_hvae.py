@@ -13,10 +13,6 @@ from deepinv.physics.functional.blur import gaussian_blur
 from torch.nn import functional as F
 
 import recon
-from denoisers.dncnn import DnCNN
-from denoisers import load
-from recon.training import REGISTRY, main
-from recon.training.data import HVAE_HELD_OUT_IMAGES, HVAE_VAL_FIRST_SEED
 from recon.methods._data_term import data_x_step, start_image
 from recon.methods.pnp_baselines import pnp_admm, red, wiener
 from recon.methods.pnp_hvae import latent_update, pnp_hvae, temperature_schedule
@@ -500,27 +496,6 @@ def test_pnp_baselines_reject_bad_arguments():
 
 
 # ----------------------------------------------------------------------------- registry / export
-
-
-def test_dncnn_natural_is_a_registered_dncnn_on_the_hvae_split():
-    spec = REGISTRY["dncnn_natural"]
-    assert spec.val_first_seed == HVAE_VAL_FIRST_SEED
-    net = spec.build(width=spec.defaults["width"], depth=spec.defaults["depth"])
-    assert isinstance(net, DnCNN) and (net.width, net.depth) == (32, 8)
-    assert spec.defaults["crop"] <= 96 and spec.defaults["sigma_max"] > 12.75 / 255
-
-
-def test_dncnn_natural_training_smoke_and_zoo_roundtrip(tmp_path, torch_state):
-    tiny = ["--threads", "1", "--epochs", "1", "--n-train", "2", "--n-val", "1", "--batch-size", "4", "--width", "4",
-            "--depth", "2", "--crop", "32", "--patches", "8"]  # fmt: skip
-    card = main(["dncnn_natural", *tiny, "--out-dir", str(tmp_path)])
-    assert card["model"]["kwargs"] == {"width": 4, "depth": 2} and card["training"]["patches"] == 8
-    assert card["data"]["held_out_images"] == list(HVAE_HELD_OUT_IMAGES) and card["data"]["train_seeds"] == [0, 1]
-    assert card["data"]["val_seeds"][0] == HVAE_VAL_FIRST_SEED and len(card["validation"]["psnr_net"]) == 3
-    net = load("dncnn_natural", weights_dir=tmp_path)
-    assert isinstance(net, DnCNN) and (net.width, net.depth) == (4, 2)
-    with pytest.raises(ValueError, match="--crop: expected a patch side in"):
-        main(["dncnn_natural", *tiny, "--crop", "100", "--out-dir", str(tmp_path)])
 
 
 def test_pnp_hvae_is_exported():

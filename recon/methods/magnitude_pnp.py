@@ -12,24 +12,27 @@ with :math:`\sigma_n` the noise std per complex entry (:math:`E|e_i|^2 = \sigma_
 ``noise_std``) and M the number of entries of ``y`` (:attr:`recon.noise.Noise.norm`; from a
 relative ``noise_level`` r, :math:`\epsilon \approx r\|y\|/\sqrt{1 + r^2}`). It is solved by
 C-SALSA (:class:`~recon.solvers.CSALSA`: 5 warm-started CG steps in the x-step,
-:math:`\kappa = 500`) whose prox step is the magnitude prox :math:`D(|u|, s)\,e^{j\angle u}`
+:math:`\kappa = 500`) whose prox step is the magnitude prox :math:`D(|u|, \sigma_d)\,e^{j\angle u}`
 (:mod:`recon.regularizers.magnitude`) with :math:`D = ` :func:`recon.regularizers.prior.as_denoiser`
 of the prior, one of the three kinds of :mod:`recon.regularizers.prior`:
 
-* ``"l1"``: soft threshold of the magnitude (``strength`` :math:`s` = threshold per iteration);
+* ``"l1"``: soft threshold of the magnitude (threshold :math:`\sigma_d^2` per iteration);
 * ``"tv"``: ``TV_STEPS`` = 10 Chambolle-Pock steps of 3D isotropic TV denoising
-  (:class:`~recon.regularizers.prior.TVPrior`, ``strength`` = TV weight);
-* ``"mimo_unet3d"``: the shipped 3D U-Net (``denoisers.zoo.load("mimo_unet3d")``, ``strength`` =
-  the noise std it is told, its ``sigma``);
-* a ``deepinv.optim.Prior`` (its prox with ``gamma = strength``, or its denoiser) or a denoiser
-  callable ``D(m, sigma)`` on real magnitudes (B, 1, Nx, Ny, Nz), called with ``sigma = strength``.
+  (:class:`~recon.regularizers.prior.TVPrior`, TV weight :math:`\sigma_d^2`);
+* ``"mimo_unet3d"``: the shipped 3D U-Net (``denoisers.zoo.load("mimo_unet3d")``, told the noise
+  std :math:`\sigma_d`, its ``sigma``);
+* a ``deepinv.optim.Prior`` (its prox with ``gamma`` :math:`= \sigma_d^2`, or its denoiser at :math:`\sigma_d`)
+  or a denoiser callable ``D(m, sigma)`` on real magnitudes (B, 1, Nx, Ny, Nz), called with
+  ``sigma`` :math:`= \sigma_d`,
+
+all at the one strength :math:`\sigma_d` = ``denoiser_sigma`` of :mod:`recon.regularizers.prior`.
 
 Scale: the iteration runs on a normalised problem. The back-projection :math:`A^H y`, scaled by
 least squares to the data (:math:`\beta = \mathrm{Re}\langle A A^H y, y\rangle / \|A A^H y\|^2`),
 has its peak magnitude :math:`s`; the solver works on :math:`y / s`, :math:`\epsilon / s`, so
 magnitudes are of order one whatever the units of ``y``, and the result is scaled back by
-:math:`s`. The ``strength`` defaults therefore hold for any data scale. For l1 and TV the
-constrained minimiser does not depend on ``strength`` (it only sets the ADMM step); for the
+:math:`s`. The ``denoiser_sigma`` defaults therefore hold for any data scale. For l1 and TV the
+constrained minimiser does not depend on ``denoiser_sigma`` (it only sets the ADMM step); for the
 network it is the denoiser's noise level. A batch is one problem: one scale and one data ball
 :math:`\|y - Ax\| \le \epsilon` over all its elements.
 
@@ -55,10 +58,10 @@ from recon.regularizers.prior import TVPrior, as_denoiser, as_prior, prior_name
 from recon.result import ReconInfo
 from recon.solvers import CSALSA
 
-#: per registered prior name: (strength, max_iter). Strengths from `demos/mimo_magnitude_pnp.py --tune` on
+#: per registered prior name: (denoiser_sigma, max_iter). Strengths from `demos/mimo_magnitude_pnp.py --tune` on
 #: training-seed scenes: mimo_unet3d on the full 25x25x49 grid (sigma 0.1-0.5: best 0.2), l1 and tv on the quick
-#: 13x13x25 grid
-DEFAULTS = {"mimo_unet3d": (0.2, 30), "tv": (0.01, 150), "l1": (0.2, 150)}
+#: 13x13x25 grid (prox weights denoiser_sigma**2: l1 threshold 0.2, TV weight 0.01)
+DEFAULTS = {"mimo_unet3d": (0.2, 30), "tv": (0.1, 150), "l1": (math.sqrt(0.2), 150)}
 #: the registered prior names for 3D magnitudes
 PRIORS = tuple(DEFAULTS)
 #: max_iter for a prior given as an object or callable: as the network's for a denoiser, as l1 / TV's for an explicit prior
@@ -97,15 +100,9 @@ def backprojection(physics, y: torch.Tensor) -> tuple[torch.Tensor, ReconInfo]:
 def kirchhoff_migration(physics, y: torch.Tensor) -> tuple[torch.Tensor, ReconInfo]:
     r"""Kirchhoff migration (amplitude- and obliquity-compensated back-projection).
 
-    See :meth:`operators.NearFieldMIMO.kirchhoff` for the formula.
-
-    Args:
-        physics: an operator with a ``kirchhoff`` method (:class:`operators.NearFieldMIMO`).
-        y: complex measurements (B, 1, F, T, R).
-
-    Returns:
-        ``(x, info)``: x complex (B, 1, Nx, Ny, Nz); ``info`` a closed-form
-        :class:`~recon.result.ReconInfo` (empty ``params``).
+    See :meth:`operators.NearFieldMIMO.kirchhoff` for the formula. Takes and returns what
+    :func:`backprojection` does, with ``physics`` an operator that has a ``kirchhoff`` method
+    (:class:`operators.NearFieldMIMO`).
 
     Example:
         >>> x, info = recon.kirchhoff_migration(physics, y)
@@ -138,7 +135,7 @@ def magnitude_pnp(
     noise_level: float | None = None,
     noise_std: float | None = None,
     epsilon: float | None = None,
-    strength: float | None = None,
+    denoiser_sigma: float | None = None,
     kappa: float = KAPPA,
     cg_iter: int = 5,
     max_iter: int | None = None,
@@ -158,9 +155,10 @@ def magnitude_pnp(
         noise_std: absolute std :math:`\sigma_n` of the complex noise per entry
             (:math:`E|e_i|^2 = \sigma_n^2`, units of ``y``), gives :math:`\epsilon = \sigma_n\sqrt{M}`.
         epsilon: the data-ball radius directly (units of ``y``).
-        strength: the prior's parameter on the normalised scale (l1 threshold, TV weight or the
-            network's noise std ``sigma``); default from :data:`DEFAULTS` for a registered name,
-            required for a prior object or callable.
+        denoiser_sigma: :math:`\sigma_d`, on the normalised scale: the denoiser strength; for explicit
+            priors the prox weight is ``denoiser_sigma**2`` (l1 threshold, TV weight;
+            :mod:`recon.regularizers.prior`). Default from :data:`DEFAULTS` for a registered
+            name, required for a prior object or callable.
         kappa: C-SALSA's :math:`\kappa` (the paper's 500, for the operator in metres).
         cg_iter: CG steps per x-step.
         max_iter: outer iterations (default from :data:`DEFAULTS`; for a prior object or callable
@@ -174,7 +172,7 @@ def magnitude_pnp(
         ``(x, info)``: ``x`` complex (B, 1, Nx, Ny, Nz) in the units of the model; ``info`` a
         :class:`~recon.result.ReconInfo` with the C-SALSA ``history`` (relative change of
         :math:`|x|`; magnitude PSNR with ``x_true``), ``n_iter``, ``converged``, ``stop_reason``,
-        ``seconds``, ``params``: ``prior`` (its name), ``strength``, ``max_iter``, ``kappa``,
+        ``seconds``, ``params``: ``prior`` (its name), ``denoiser_sigma``, ``max_iter``, ``kappa``,
         ``epsilon`` (units of ``y``) and, when given as such, ``noise_level`` and ``noise_std``
         (lists, per batch element); ``extra["scale"]``: the normalisation :math:`s`.
 
@@ -200,15 +198,17 @@ def magnitude_pnp(
         eps = math.sqrt(sum(float(n) ** 2 for n in noise.norm))  # one ball over the batch
         params |= {"noise_level": noise.level.tolist(), "noise_std": noise.std.tolist()}
     if isinstance(prior, str):
-        default_strength, default_iter = DEFAULTS[prior]
-    elif strength is None:
-        raise ValueError(f"strength: expected a value (the prior's strength on the normalised scale) for prior {name!r}, received None")
+        default_sigma, default_iter = DEFAULTS[prior]
+    elif denoiser_sigma is None:
+        raise ValueError(
+            f"denoiser_sigma: expected a value (the prior's strength on the normalised scale) for prior {name!r}, received None"
+        )
     else:
         kind = "explicit" if getattr(resolved, "explicit_prior", False) else "denoiser"
-        default_strength, default_iter = None, OBJECT_MAX_ITER[kind]
-    strength = default_strength if strength is None else check_positive("strength", strength, allow_zero=True)
+        default_sigma, default_iter = None, OBJECT_MAX_ITER[kind]
+    sd = default_sigma if denoiser_sigma is None else check_positive("denoiser_sigma", denoiser_sigma, allow_zero=True)
     max_iter = default_iter if max_iter is None else max_iter
-    params |= {"strength": strength, "max_iter": max_iter, "kappa": kappa, "epsilon": eps}
+    params |= {"denoiser_sigma": sd, "max_iter": max_iter, "kappa": kappa, "epsilon": eps}
 
     bp = physics.A_adjoint(y)
     a_bp = physics.A(bp)
@@ -222,7 +222,7 @@ def magnitude_pnp(
     psnrs: list[float] = []  # magnitude PSNR per iterate, for reporting only
 
     def prox(v: torch.Tensor) -> torch.Tensor:
-        return lifted(v, strength)
+        return lifted(v, sd)
 
     def record(iteration: int, x: torch.Tensor) -> None:
         psnrs.append(float(magnitude_psnr(x, reference).mean()))

@@ -8,13 +8,12 @@ PnP-HVAE demo, is :func:`recon.sobolev_fit` with ``s=0, method="tv_admm"``.
 ``prior=`` (PnP-ADMM, RED) takes the package's one prior protocol
 (:mod:`recon.regularizers.prior`): a registered name (``"dncnn_natural"``, ``"tv"``, ...), a
 ``deepinv.optim.Prior``, or a denoiser callable :math:`D(x, \sigma)`. Both methods apply it as
-the map :math:`D(x, t)` of :func:`~recon.regularizers.prior.as_denoiser`, at the strength ``t``
-fixed by ``denoiser_sigma`` :math:`= \sigma_d` (image units), the Gaussian noise std the prior
-step is taken to remove: :math:`t = \sigma_d` for a denoiser prior (:math:`D_{\sigma_d}`) and
-:math:`t = \sigma_d^2` for an explicit prior :math:`R` (:math:`\mathrm{prox}_{\sigma_d^2 R}`, the
-MAP denoiser of noise std :math:`\sigma_d` under the density :math:`e^{-R}`). A blind denoiser
-(a DnCNN of :mod:`denoisers.zoo`) ignores :math:`t`. Denoisers run without gradients, their output
-cast to the image dtype.
+the map :math:`D(x, \sigma_d)` of :func:`~recon.regularizers.prior.as_denoiser` at
+``denoiser_sigma`` :math:`= \sigma_d` (image units), the Gaussian noise std the prior step is taken
+to remove (the one strength rule of :mod:`recon.regularizers.prior`: :math:`D_{\sigma_d}` for a
+denoiser prior, :math:`\mathrm{prox}_{\sigma_d^2 R}` for an explicit prior :math:`R`). A blind
+denoiser (a DnCNN of :mod:`denoisers.zoo`) ignores :math:`\sigma_d`. Denoisers run without
+gradients, their output cast to the image dtype.
 
 * :func:`pnp_admm` (plug-and-play ADMM, Venkatakrishnan et al. 2013; Chan et al. 2017): ADMM on
   :math:`\frac{1}{2s^2}\|Ax - y\|^2 + g(z)`, :math:`x = z`, with the prox of :math:`g`
@@ -22,7 +21,7 @@ cast to the image dtype.
 
   .. math::
       x^{k+1} &= \arg\min_x \tfrac{1}{2s^2}\|Ax - y\|^2 + \tfrac{1}{2\sigma_d^2}\|x - (z^k - u^k)\|^2,\\
-      z^{k+1} &= D(x^{k+1} + u^k, t), \qquad u^{k+1} = u^k + x^{k+1} - z^{k+1}:
+      z^{k+1} &= D(x^{k+1} + u^k, \sigma_d), \qquad u^{k+1} = u^k + x^{k+1} - z^{k+1}:
 
   the ADMM penalty is :math:`\rho = 1/\sigma_d^2`. With an explicit prior :math:`R` this is exact
   ADMM for :math:`\min_x \frac{1}{2s^2}\|Ax - y\|^2 + R(x)` (the z-step is
@@ -31,14 +30,14 @@ cast to the image dtype.
 * :func:`red` (regularization by denoising, Romano, Elad & Milanfar 2017, their ADMM scheme):
 
   .. math::
-      \min_x \tfrac{1}{2s^2}\|Ax - y\|^2 + \tfrac{\lambda}{2}\langle x, x - D(x, t)\rangle,
+      \min_x \tfrac{1}{2s^2}\|Ax - y\|^2 + \tfrac{\lambda}{2}\langle x, x - D(x, \sigma_d)\rangle,
 
-  whose gradient RED takes to be :math:`\lambda(x - D(x, t))`
+  whose gradient RED takes to be :math:`\lambda(x - D(x, \sigma_d))`
   (:func:`recon.regularizers.red.red_gradient`); ADMM with penalty :math:`\beta` (default
   :math:`\beta = \lambda`): the x-step as above with :math:`1/\sigma_d^2` replaced by
-  :math:`\beta`, the z-step one RED fixed-point step :math:`z \leftarrow (\lambda D(z, t) +
+  :math:`\beta`, the z-step one RED fixed-point step :math:`z \leftarrow (\lambda D(z, \sigma_d) +
   \beta(x + u)) / (\lambda + \beta)` (:func:`recon.regularizers.red.red_fixed_point_step`). Its
-  fixed points solve :math:`A^T(Ax - y)/s^2 + \lambda(x - D(x, t)) = 0` whatever :math:`\beta`.
+  fixed points solve :math:`A^T(Ax - y)/s^2 + \lambda(x - D(x, \sigma_d)) = 0` whatever :math:`\beta`.
 * :func:`wiener`: the linear minimum-mean-square-error deconvolution of a circular blur for a
   signal of unknown mean and white spectrum of power :math:`S` per pixel (``signal_power``),
 
@@ -79,15 +78,14 @@ PriorLike = str | deepinv.optim.Prior | Denoiser
 
 
 def _prior_step(prior: object, denoiser_sigma: float) -> tuple[Callable[[torch.Tensor], torch.Tensor], dict]:
-    """The prior step ``v -> D(v, t)`` at the strength of the module docstring, and its params."""
+    """The prior step ``v -> D(v, denoiser_sigma)`` of the module docstring, and its params."""
     resolved = as_prior(prior, name="prior")
     sd = check_positive("denoiser_sigma", denoiser_sigma)
-    strength = sd**2 if getattr(resolved, "explicit_prior", False) else sd
     denoise = as_denoiser(resolved)
 
     def apply(v: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return denoise(v, strength).to(v.dtype)
+            return denoise(v, sd).to(v.dtype)
 
     return apply, {"prior": prior_name(resolved), "denoiser_sigma": sd}
 
@@ -144,10 +142,10 @@ def pnp_admm(
             or a denoiser callable ``D(x, sigma)`` on (B, C, H, W) images
             (:mod:`recon.regularizers.prior`). A blind network ``net(x)`` is passed as
             ``lambda x, sigma: net(x)`` (or by its zoo name).
-        denoiser_sigma: :math:`\sigma_d > 0` (image units): the noise std the prior step removes
-            (the denoiser's strength; :math:`\sigma_d^2` is the prox weight of an explicit prior)
-            and the ADMM penalty :math:`1/\sigma_d^2`. No default: tune it, e.g.
-            ``demos/deblur_pnp_hvae.py --tune``.
+        denoiser_sigma: :math:`\sigma_d > 0` (image units): the denoiser strength; for
+            explicit priors the prox weight is ``denoiser_sigma**2``
+            (:mod:`recon.regularizers.prior`). Also the ADMM penalty :math:`1/\sigma_d^2`. No
+            default: tune it, e.g. ``demos/deblur_pnp_hvae.py --tune``.
         noise_level: relative noise level :math:`\|e\|/\|Ax\|`; or
         noise_std: the noise std :math:`s` per measured entry of ``y`` (units of ``y``); exactly
             one of the two.
@@ -210,9 +208,10 @@ def red(
             callback: as for :func:`pnp_admm`.
         lam: RED weight :math:`\lambda > 0`, in units of 1 / image units squared (the data term
             :math:`\frac{1}{2s^2}\|Ax-y\|^2` is dimensionless); no default: tune it.
-        denoiser_sigma: :math:`\sigma_d > 0` (image units), the strength of :math:`D(x, t)` (the
-            noise std a denoiser removes; :math:`\sigma_d^2` is the prox weight of an explicit
-            prior); a blind denoiser ignores it. No default (RED's results depend on it).
+        denoiser_sigma: :math:`\sigma_d > 0` (image units): the denoiser strength; for
+            explicit priors the prox weight is ``denoiser_sigma**2``
+            (:mod:`recon.regularizers.prior`); a blind denoiser ignores it. No default (RED's
+            results depend on it).
         beta: ADMM penalty :math:`\beta > 0` (units of ``lam``); default :math:`\lambda`.
 
     Returns:

@@ -29,13 +29,13 @@ prox of :math:`(\lambda/\beta) R` per frame, e.g. TV, or plug-and-play with a de
 
 Priors: ``prior=`` takes the three kinds of :mod:`recon.regularizers.prior` (a registered name,
 a ``deepinv.optim.Prior``, a denoiser callable ``D(x, sigma)`` on (B, 1, N, N) frames), turned
-into the one map :math:`D(x, t)` by :func:`~recon.regularizers.prior.as_denoiser`. The strength
-:math:`t` follows from a Gaussian noise std :math:`\sigma` the step is taken to remove, as in
-:mod:`recon.methods.pnp_baselines`: :math:`t = \sigma` for a denoiser prior, :math:`t = \sigma^2`
-for an explicit prior :math:`R` (:math:`\mathrm{prox}_{\sigma^2 R}` is the MAP denoiser of noise
-std :math:`\sigma` under the density :math:`e^{-R}`). :func:`red_psm` takes :math:`\sigma` =
-``denoiser_sigma``; :func:`psm`'s prox weight :math:`\lambda/\beta` is :math:`\sigma^2`. A blind
-denoiser (the shipped ``ct_dncnn``) ignores :math:`t`.
+into the one map :math:`D(x, \sigma)` by :func:`~recon.regularizers.prior.as_denoiser`, whose
+strength :math:`\sigma` is a Gaussian noise std the step is taken to remove (the one strength rule
+of :mod:`recon.regularizers.prior`: :math:`D_\sigma` for a denoiser prior,
+:math:`\mathrm{prox}_{\sigma^2 R}` for an explicit prior :math:`R`). :func:`red_psm` takes
+:math:`\sigma` = ``denoiser_sigma``; :func:`psm` has no strength of its own: its prox weight
+:math:`\lambda/\beta` is :math:`\sigma^2`, so :math:`\sigma = \sqrt{\lambda/\beta}`. A blind
+denoiser (the shipped ``ct_dncnn``) ignores :math:`\sigma`.
 
 Physics: any linear operator that declares its image shape
 (:func:`operators.shapes.image_shape`), either
@@ -391,11 +391,6 @@ def _run_psm(
     return model.to_object(frames * scale), info
 
 
-def _explicit(prior: deepinv.optim.Prior) -> bool:
-    """True for an explicit prior (applied through its prox), False for a denoiser prior."""
-    return bool(getattr(prior, "explicit_prior", False))
-
-
 def _prior_label(prior: object, resolved: deepinv.optim.Prior) -> str:
     """How ``info.params["prior"]`` reports a prior: the name it was given by, else its resolved name."""
     return prior if isinstance(prior, str) else prior_name(resolved)
@@ -422,11 +417,11 @@ def red_psm(
 ) -> tuple[torch.Tensor, ReconInfo]:
     r"""RED-PSM reconstruction of a dynamic object (see the module docstring for the iteration).
 
-    Step 2 of the ADMM is RED's fixed-point step with the gradient :math:`f - D(f, t)`,
+    Step 2 of the ADMM is RED's fixed-point step with the gradient :math:`f - D(f, \sigma_d)`,
     :math:`D` = :func:`~recon.regularizers.prior.as_denoiser` of ``prior`` applied frame by
-    frame at the strength :math:`t` of ``denoiser_sigma`` :math:`= \sigma_d` (module docstring:
-    :math:`t = \sigma_d` for a denoiser, :math:`D(f, t) = \mathrm{prox}_{\sigma_d^2 R}(f)` for an
-    explicit prior; a blind denoiser such as ``ct_dncnn`` ignores :math:`t`).
+    frame at ``denoiser_sigma`` :math:`= \sigma_d` (module docstring: :math:`D_{\sigma_d}` for a
+    denoiser, :math:`\mathrm{prox}_{\sigma_d^2 R}` for an explicit prior; a blind denoiser such
+    as ``ct_dncnn`` ignores :math:`\sigma_d`).
 
     Args:
         physics: :class:`operators.DynamicCT` (objects (1, P, N, N)), or a dynamic MRI operator
@@ -437,9 +432,10 @@ def red_psm(
             registered name (default ``"ct_dncnn"``, the paper's DnCNN trained on dynamic-object
             frames), a ``deepinv.optim.Prior``, or a denoiser callable ``D(x, sigma)`` on
             (B, 1, N, N) frames of values of order one.
-        denoiser_sigma: :math:`\sigma_d > 0`, the noise std the prior step removes, normalised
-            frame units (frames of order one); default :data:`DENOISER_SIGMA` (0.05). Ignored
-            by a blind denoiser.
+        denoiser_sigma: :math:`\sigma_d > 0`, normalised frame units (frames of order one):
+            the denoiser strength; for explicit priors the prox weight is ``denoiser_sigma**2``
+            (:mod:`recon.regularizers.prior`). Default :data:`DENOISER_SIGMA` (0.05). Ignored by
+            a blind denoiser.
         lam: RED weight :math:`\lambda` (>= 0), normalised units; default :data:`LAM` (3).
         beta: ADMM penalty :math:`\beta` (> 0), normalised units; default :data:`BETA` (3).
         rank: basis functions r = K + 1 (<= P); default from :data:`DEFAULTS` (the paper's 7 at
@@ -479,10 +475,9 @@ def red_psm(
     resolved = as_prior(prior, name="prior")
     denoise = as_denoiser(resolved)
     sd = check_positive("denoiser_sigma", denoiser_sigma)
-    strength = sd**2 if _explicit(resolved) else sd
 
     def frame_denoiser(frames: torch.Tensor) -> torch.Tensor:
-        return denoise(frames, strength)
+        return denoise(frames, sd)
 
     return _run_psm(
         physics, y, lambda f0, lam_: _REDStep(frame_denoiser, lam_, f0), t0=t0, lam=lam, beta=beta,
@@ -517,10 +512,11 @@ def psm(
 
     .. math::  f \leftarrow \mathrm{prox}_{(\lambda/\beta) R}(\Lambda\Psi^T + \gamma),
 
-    through :math:`D` = :func:`~recon.regularizers.prior.as_denoiser` of ``prior``: an explicit
+    through :math:`D(\cdot, \sqrt{\lambda/\beta})`, :math:`D` =
+    :func:`~recon.regularizers.prior.as_denoiser` of ``prior`` (module docstring): an explicit
     prior's prox at weight :math:`\lambda/\beta` (``"tv"``: 10 warm-started primal-dual steps of
     deepinv's ``TVDenoiser``, :data:`TV_STEPS`; ``"l1"``: the soft threshold), a denoiser prior
-    (plug-and-play) at the noise std :math:`\sqrt{\lambda/\beta}` (module docstring). With
+    (plug-and-play) at the noise std :math:`\sqrt{\lambda/\beta}`. With
     ``prior=None`` step 2 is the identity :math:`f = \Lambda\Psi^T + \gamma` and ``lam`` must be 0.
 
     Args:
@@ -555,10 +551,10 @@ def psm(
 
     else:
         resolved = as_prior(TVPrior(n_iter=TV_STEPS) if isinstance(prior, str) and prior == "tv" else prior, name="prior")
-        denoise, label, explicit = as_denoiser(resolved), _prior_label(prior, resolved), _explicit(resolved)
+        denoise, label = as_denoiser(resolved), _prior_label(prior, resolved)
 
         def z_step_of(f0: torch.Tensor, lam_: float) -> Callable:
-            return lambda v, rho: denoise(v[:, None], lam_ / rho if explicit else math.sqrt(lam_ / rho))[:, 0]
+            return lambda v, rho: denoise(v[:, None], math.sqrt(lam_ / rho))[:, 0]
 
     return _run_psm(
         physics, y, z_step_of, t0=t0, lam=lam, beta=beta, params={"prior": label}, rank=rank, latent_size=latent_size,

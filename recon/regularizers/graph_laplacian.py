@@ -10,12 +10,17 @@ From a preliminary reconstruction ``x~`` (N x M, pixel ``p_i``, value ``x~_i``) 
     L = D - W,   D = diag(W 1).
 
 ``L`` is symmetric, positive semidefinite, its rows sum to zero and ``||W||_F = 1``. The
-regulariser of graphLa+Psi is ``||L x||_1`` (:meth:`GraphLaplacian.lq_value` with ``q = 1``).
+regulariser of graphLa+Psi is ``R(x) = ||L x||_1`` (:meth:`GraphLaplacian.lq_value` with ``q = 1``).
+:class:`GraphLaplacian` is that regulariser as a ``deepinv.optim.Prior`` (so deepinv's solvers and
+every ``prior=`` of :mod:`recon.regularizers.prior` accept it): ``fn`` is ``R``, ``grad`` the
+subgradient ``L sign(L x)`` and ``prox`` an inexact ``prox_{gamma R}`` (projected gradient on the
+dual).
 
 The matrix is built once on the CPU (numba kernel :mod:`operators.kernels.graph_weights`) as a
 ``scipy.sparse`` CSR matrix; :meth:`GraphLaplacian.to_torch` gives a torch sparse CSR copy on any
 device, and :meth:`GraphLaplacian.apply` applies ``L`` to (B, C, N, M) tensors on their own device
 (with autograd: the gradient of ``<g, L x>`` is ``L g`` since ``L = L^T``).
+Calling the object, ``lap(x)``, is the prior's value ``R(x)``, as for any deepinv ``Prior``.
 
 Example::
 
@@ -33,6 +38,7 @@ from __future__ import annotations
 import numbers
 import warnings
 
+import deepinv
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -93,10 +99,11 @@ class _SymmetricSparseMatmul(torch.autograd.Function):
         return None, ctx.lap._matmul(grad)
 
 
-class GraphLaplacian:
+class GraphLaplacian(deepinv.optim.Prior):
     """Graph Laplacian ``L = D - W`` of an N x M image (``||W||_F = 1``), see the module docstring.
 
-    Build it with :func:`build_graph_laplacian`.
+    Build it with :func:`build_graph_laplacian`. As a ``deepinv.optim.Prior`` it is the explicit
+    prior ``R(x) = ||L x||_1`` (:meth:`fn`, :meth:`grad`, :meth:`prox`); :meth:`apply` is ``L``.
 
     Attributes:
         matrix: ``scipy.sparse.csr_matrix``, (N*M, N*M) float64, row-major pixel order,
@@ -109,6 +116,8 @@ class GraphLaplacian:
     """
 
     def __init__(self, matrix: sp.csr_matrix, image_shape: tuple[int, int], R: int, sigma: float, w_fro: float):
+        super().__init__()
+        self.explicit_prior = True
         self.matrix = matrix
         self.image_shape = image_shape
         self.R = R
@@ -183,8 +192,6 @@ class GraphLaplacian:
         out = _SymmetricSparseMatmul.apply(self, cols)
         return out.T.reshape(b, c, n, m)
 
-    __call__ = apply
-
     def _matmul(self, cols: torch.Tensor) -> torch.Tensor:
         """``L @ cols`` for (N*M, K) ``cols``: scipy on CPU, torch sparse CSR elsewhere."""
         if cols.device.type != "cpu":
@@ -207,6 +214,39 @@ class GraphLaplacian:
         q = check_positive("q", q)
         lx = self.apply(x)
         return lx.abs().pow(q).reshape(x.shape[0], -1).sum(dim=1)
+
+    def fn(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """The prior's value ``R(x) = ||L x||_1`` per batch element, (B,); extra arguments are ignored."""
+        return self.lq_value(x, q=1.0)
+
+    def grad(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """The subgradient ``L sign(L x)`` of ``R`` at ``x`` (B, C, N, M) (autograd's gradient of :meth:`fn`)."""
+        return self.apply(torch.sign(self.apply(x)))
+
+    def prox(self, x: torch.Tensor, *args, gamma: float | torch.Tensor = 1.0, n_iter: int = 100, **kwargs) -> torch.Tensor:
+        r"""Inexact :math:`\mathrm{prox}_{\gamma R}(x) = \arg\min_z \tfrac12\|z - x\|^2 + \gamma\|Lz\|_1`.
+
+        Projected gradient on the dual, :math:`z = x - L p` with :math:`\|p\|_\infty \le \gamma`:
+        :math:`p \leftarrow \mathrm{clip}_{[-\gamma, \gamma]}(p + \tau L(x - L p))`, step
+        :math:`\tau = 1/(2 d_{\max})^2 \le 1/\|L\|^2` (Gershgorin: :math:`\|L\| \le 2 d_{\max}`,
+        :math:`d_{\max}` the largest degree), ``n_iter`` steps from :math:`p = 0`.
+
+        Args:
+            x: (B, C, N, M) images.
+            gamma: the prox weight :math:`\gamma \ge 0`, a number or a (B,) tensor.
+            n_iter: dual steps (>= 1).
+
+        Returns:
+            (B, C, N, M), the dtype and device of ``x``.
+        """
+        bound = torch.as_tensor(gamma, dtype=x.dtype, device=x.device)
+        if bound.ndim == 1:
+            bound = bound.reshape(-1, *([1] * (x.ndim - 1)))
+        tau = 1.0 / (2.0 * float(self.matrix.diagonal().max())) ** 2
+        p = torch.zeros_like(x)
+        for _ in range(n_iter):
+            p = torch.clamp(p + tau * self.apply(x - self.apply(p)), -bound, bound)
+        return x - self.apply(p)
 
 
 def build_graph_laplacian(image: object, *, R: int = 5, sigma: float = 1e-3) -> GraphLaplacian:

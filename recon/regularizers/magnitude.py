@@ -30,7 +30,8 @@ def magnitude_prox(real_prox: Callable[..., torch.Tensor]) -> Callable[..., torc
 
     Args:
         real_prox: ``real_prox(m, *args, **kwargs) -> m'`` on real magnitudes ``m >= 0`` of any
-            shape, e.g. ``as_denoiser(as_prior("l1"))`` (``real_prox(m, threshold)``) or a trained
+            shape, e.g. ``as_denoiser(as_prior("l1"))`` (``real_prox(m, s)``, the soft threshold
+            at :math:`s^2`, by the strength rule of :mod:`recon.regularizers.prior`) or a trained
             denoiser ``D(m, sigma)``. Its output is clamped at 0 (the prox of
             :math:`R + \iota_{\ge 0}` when ``real_prox`` is the prox of a separable :math:`R`; for a
             denoiser, a magnitude cannot be negative).
@@ -41,7 +42,7 @@ def magnitude_prox(real_prox: Callable[..., torch.Tensor]) -> Callable[..., torc
 
     Example:
         >>> prox = magnitude_prox(as_denoiser(as_prior("l1")))
-        >>> prox(torch.tensor([3 + 4j, 0.1j]), 1.0)      # |u| = 5 -> 4, same phase; 0.1 -> 0
+        >>> prox(torch.tensor([3 + 4j, 0.1j]), 1.0)      # threshold 1: |u| = 5 -> 4, same phase; 0.1 -> 0
         tensor([2.4000+3.2000j, 0.0000+0.0000j])
     """
     if not callable(real_prox):

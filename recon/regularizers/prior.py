@@ -14,20 +14,24 @@ A method that takes a prior accepts exactly three kinds, and nothing else:
 :func:`as_prior` turns any of the three into a ``deepinv.optim.Prior``; :func:`as_denoiser`
 turns that into the one map a method applies, :math:`D(x, s)`:
 
-* for an explicit prior :math:`R` (a ``prox``): :math:`D(x, s) = \mathrm{prox}_{sR}(x)`, so ``s``
-  is the prox weight :math:`\gamma` (a TV weight, an l1 threshold);
 * for a denoiser prior (``DenoiserPrior``, deepinv's ``PnP`` / ``RED`` / ``ScorePrior``): the
-  denoiser itself, :math:`D(x, s) = D_s(x)`, ``s`` a noise std.
+  denoiser itself, :math:`D(x, s) = D_s(x)`;
+* for an explicit prior :math:`R` (a ``prox``): :math:`D(x, s) = \mathrm{prox}_{s^2 R}(x)`, the
+  MAP denoiser of Gaussian noise of std :math:`s` under the density :math:`e^{-R}` (as in
+  plug-and-play theory): the prox weight :math:`\gamma` (a TV weight, an l1 threshold) is
+  :math:`s^2`.
 
-A plug-and-play method uses :math:`D` as its prox; a RED method uses :math:`x - D(x, s)` as the
-gradient of its penalty. Each method documents which strength it passes.
+In both cases ``s`` is a noise std in the units of ``x``. Every method that takes a prior takes
+this one strength as ``denoiser_sigma``: *the denoiser strength; for explicit priors the prox
+weight is* ``denoiser_sigma**2``. A blind denoiser ignores it. A plug-and-play method uses
+:math:`D` as its prox; a RED method uses :math:`x - D(x, s)` as the gradient of its penalty.
 
 Example:
     >>> prior = as_prior("tv")                      # a TVPrior
     >>> prior = as_prior(lambda x, sigma: x)        # a DenoiserPrior around the callable
     >>> denoise = as_denoiser(as_prior("l1"))
-    >>> denoise(torch.tensor([[0.5, -2.0]]), 1.0)   # soft threshold at 1
-    tensor([[ 0., -1.]])
+    >>> denoise(torch.tensor([[0.5, -2.0]]), 0.5)   # soft threshold at 0.5**2
+    tensor([[ 0.2500, -1.7500]])
 """
 
 from __future__ import annotations
@@ -177,12 +181,22 @@ def prior_name(prior: deepinv.optim.Prior) -> str:
 
 
 def as_denoiser(prior: deepinv.optim.Prior) -> Denoiser:
-    """The map :math:`D(x, s)` a method applies (see the module docstring for what ``s`` means)."""
+    r"""The map :math:`D(x, s)` a method applies at the strength ``s`` = ``denoiser_sigma``.
+
+    The one place where the strength rule of the module docstring is applied: a denoiser prior's
+    own denoiser :math:`D_s`, an explicit prior's :math:`\mathrm{prox}_{s^2 R}`.
+
+    Args:
+        prior: a resolved prior (:func:`as_prior`).
+
+    Returns:
+        ``D(x, s) -> x'`` on tensors of the prior's shape, ``s`` a noise std (units of ``x``).
+    """
     denoiser = getattr(prior, "denoiser", None)
     if not getattr(prior, "explicit_prior", True) and callable(denoiser):
         return denoiser
 
-    def prox(x: torch.Tensor, strength: float | torch.Tensor) -> torch.Tensor:
-        return prior.prox(x, gamma=strength)
+    def prox(x: torch.Tensor, s: float | torch.Tensor) -> torch.Tensor:
+        return prior.prox(x, gamma=s**2)
 
     return prox

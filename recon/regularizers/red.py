@@ -15,11 +15,11 @@ setting the gradient to zero, :math:`\lambda (f - D(f)) + \beta (f - v) = 0`, an
 Here ``denoiser`` is the map :math:`f \mapsto D(f)` at the strength the calling method fixed:
 for a prior of the package's protocol (:mod:`recon.regularizers.prior`: a name, a
 ``deepinv.optim.Prior`` or a callable :math:`D(x, \sigma)`) the method resolves it with
-:func:`~recon.regularizers.prior.as_denoiser` and passes ``lambda f: D(f, t)`` (its own strength
-``t``, e.g. :func:`recon.methods.pnp_baselines.red`); the implicit prior whose gradient is
-:math:`x - D(x, \sigma)` is :class:`recon.regularizers.prior.DenoiserPrior`. Denoisers act on
-batches of single-channel images (B, 1, H, W); :func:`framewise` applies one to the frames of a
-(P, H, W) stack in chunks, without gradients.
+:func:`~recon.regularizers.prior.as_denoiser` and passes ``lambda f: D(f, denoiser_sigma)`` (the
+one strength rule of that module, e.g. :func:`recon.methods.pnp_baselines.red`); the implicit
+prior whose gradient is :math:`x - D(x, \sigma)` is :class:`recon.regularizers.prior.DenoiserPrior`.
+Denoisers act on batches of single-channel images (B, 1, H, W); :func:`framewise` applies one to
+the frames of a (P, H, W) stack in chunks, without gradients.
 
 Example:
     >>> denoise = lambda f: as_denoiser(as_prior("dncnn_natural"))(f, 0.03)

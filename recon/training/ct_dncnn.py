@@ -24,7 +24,7 @@ import torch
 
 from denoisers.dncnn import DnCNN
 from recon.training.data import DNCNN_FRAMES, DNCNN_KINDS, DNCNN_SIZE, DNCNN_VAL_FIRST_SEED, dynamic_frames, gaussian_noisy
-from recon.training.loop import TrainSpec, fit_denoiser, mse_training_card, psnr_before_after, sigma_validation_card
+from recon.training.loop import SHARED_DEFAULTS, TrainSpec, fit_denoiser, mse_training_card, psnr_before_after, sigma_validation_card
 
 __all__ = ["SPEC", "evaluate_dncnn", "seeded_dncnn", "train"]
 
@@ -109,10 +109,9 @@ SPEC = TrainSpec(
     build=DnCNN,
     train=train,
     defaults={
+        **SHARED_DEFAULTS,
         "epochs": 20,
-        "seed": 0,
         "batch_size": 16,
-        "lr": 1e-3,
         "n_train": 1024,
         "n_val": 3,
         "crop": 64,

@@ -22,7 +22,7 @@ import torch
 from denoisers.unet import CTUNet
 from operators.ct import CT_LAST_ANGLE_DEG, CT_N_DETECTORS, CT_N_VIEWS
 from recon.training.data import CT_NOISE_LEVEL, CT_VAL_FIRST_SEED, ct_pairs
-from recon.training.loop import TrainSpec, adam_cosine, psnr_before_after, run_epoch
+from recon.training.loop import SHARED_DEFAULTS, TrainSpec, adam_cosine, psnr_before_after, run_epoch
 
 __all__ = ["SPEC", "evaluate_ct_unet", "train"]
 
@@ -126,10 +126,9 @@ SPEC = TrainSpec(
     build=CTUNet,
     train=train,
     defaults={
+        **SHARED_DEFAULTS,
         "epochs": 36,
-        "seed": 0,
         "batch_size": 8,
-        "lr": 1e-3,
         "n_train": 400,
         "n_val": 8,
         "crop": 96,

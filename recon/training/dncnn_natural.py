@@ -36,7 +36,7 @@ from denoisers.dncnn import DnCNN
 from recon.metrics import psnr
 from recon.training.ct_dncnn import seeded_dncnn
 from recon.training.data import DATASETS_DIR, file_list_sha256, gaussian_noisy, grid_patches, photo_set
-from recon.training.loop import TrainSpec, fit_denoiser, mse_training_card, sigma_validation_card
+from recon.training.loop import SHARED_DEFAULTS, TrainSpec, fit_denoiser, mse_training_card, sigma_validation_card
 
 __all__ = ["SPEC", "PHOTO_TRAIN", "PHOTO_VAL", "PHOTO_PATCH", "PHOTO_STRIDE", "PHOTO_VAL_SIGMAS", "evaluate_photos", "train"]
 
@@ -128,10 +128,9 @@ SPEC = TrainSpec(
     build=DnCNN,
     train=train,
     defaults={
+        **SHARED_DEFAULTS,
         "epochs": 50,
-        "seed": 0,
         "batch_size": 32,
-        "lr": 1e-3,
         "n_train": 400,
         "n_val": 4,
         "crop": 64,

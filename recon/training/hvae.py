@@ -48,7 +48,7 @@ from recon.training.data import (
     hvae_pool_card,
     hvae_tiles,
 )
-from recon.training.loop import TrainSpec
+from recon.training.loop import SHARED_DEFAULTS, TrainSpec
 
 __all__ = ["SPEC", "evaluate_hvae", "hvae_elbo_terms", "train"]
 
@@ -299,10 +299,9 @@ SPEC = TrainSpec(
     build=HVAE,
     train=train,
     defaults={
+        **SHARED_DEFAULTS,
         "epochs": 40,
-        "seed": 0,
         "batch_size": 16,
-        "lr": 1e-3,
         "n_train": 256,
         "n_val": 2,
         "crop": HVAE_CROP,

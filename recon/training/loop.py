@@ -28,6 +28,7 @@ import torch
 from recon.metrics import psnr
 
 __all__ = [
+    "SHARED_DEFAULTS",
     "TrainSpec",
     "adam_cosine",
     "run_epoch",
@@ -39,6 +40,10 @@ __all__ = [
     "mse_training_card",
     "sigma_validation_card",
 ]
+
+
+SHARED_DEFAULTS = {"seed": 0, "lr": 1e-3}
+"""Defaults every recipe shares: the seed of every draw and Adam's initial learning rate."""
 
 
 @dataclasses.dataclass(frozen=True)

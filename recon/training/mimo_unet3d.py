@@ -23,7 +23,7 @@ import torch
 from denoisers.unet3d import UNet3D
 from recon.phantoms import MIMO_SCENE_SHAPE
 from recon.training.data import MIMO_VAL_FIRST_SEED, magnitude_noisy, mimo_magnitudes
-from recon.training.loop import TrainSpec, fit_denoiser, mse_training_card, psnr_before_after, sigma_validation_card
+from recon.training.loop import SHARED_DEFAULTS, TrainSpec, fit_denoiser, mse_training_card, psnr_before_after, sigma_validation_card
 
 __all__ = ["SPEC", "evaluate_mimo_unet3d", "train"]
 
@@ -108,10 +108,9 @@ SPEC = TrainSpec(
     build=UNet3D,
     train=train,
     defaults={
+        **SHARED_DEFAULTS,
         "epochs": 24,
-        "seed": 0,
         "batch_size": 16,
-        "lr": 1e-3,
         "n_train": 2048,
         "n_val": 16,
         "crop_shape": (16, 16, 32),
