@@ -122,6 +122,7 @@ def test_noise_level_and_the_matching_noise_std_stop_at_the_same_iterate(problem
     u_level, info_level = recon.sobolev_fit(physics, y, noise_level=0.05, **kw)
     u_std, info_std = recon.sobolev_fit(physics, y, noise_std=std, **kw)
     assert info_level.n_iter == info_std.n_iter < 200
+    assert info_level.converged and info_level.stop_reason == "discrepancy principle"  # a met goal counts as converged
     torch.testing.assert_close(u_level, u_std, rtol=0, atol=0)
     assert info_std.params["noise_level"] == pytest.approx([0.05], rel=1e-9)
 

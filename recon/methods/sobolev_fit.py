@@ -141,6 +141,7 @@ class SobolevDescent(IterativeSolver):
             state["active"] &= ~met_now
             if not bool(state["active"].any()):
                 state["stop"] = "discrepancy principle"
+                state["converged"] = True
 
     def step(self, state: dict) -> tuple[float, float]:
         active = _expand(state["active"].to(state["x"].real.dtype), state["x"])

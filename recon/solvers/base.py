@@ -118,9 +118,11 @@ class IterativeSolver:
     def step(self, state: dict) -> tuple[float, float]:
         """Advance ``state`` by one iteration in place; return ``(objective, residual)``.
 
-        A solver that cannot make further progress (e.g. a line search that stalls at machine
-        precision) sets ``state["stop"]`` to a short message; the loop records the iteration and
-        ends with ``history.converged = False`` and ``history.stop_reason`` set to that message.
+        A solver that ends the run itself sets ``state["stop"]`` to a short message; the loop
+        records the iteration and ends with ``history.stop_reason`` set to that message and
+        ``history.converged`` set to ``state.get("converged", False)``: a solver that reached its
+        goal (an exact solution, a discrepancy principle met) also sets ``state["converged"] = True``;
+        one that cannot make further progress (a line search that stalls) does not.
         """
         raise NotImplementedError
 
@@ -176,6 +178,7 @@ class IterativeSolver:
                     break
                 if state.get("stop"):
                     hist.stop_reason = str(state["stop"])
+                    hist.converged = bool(state.get("converged", False))
                     break
         finally:
             bar.close()

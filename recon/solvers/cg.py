@@ -100,6 +100,7 @@ class CG(IterativeSolver):
         x, r, p, rs = state["x"], state["r"], state["p"], state["rs"]
         if float(rs) == 0.0:  # exact solution already: nothing left to do
             state["stop"] = "exact solution (zero residual)"
+            state["converged"] = True
             return self._energy(x, r), 0.0
         Ap = self.apply_A(p)
         pAp = inner(p, Ap)
@@ -189,6 +190,7 @@ class CGLS(IterativeSolver):
         x, r, p, gamma = state["x"], state["r"], state["p"], state["gamma"]
         if float(gamma) == 0.0:
             state["stop"] = "exact solution (zero normal-equation residual)"
+            state["converged"] = True
             return self._objective(x, r), 0.0
         q = self.A(p)
         delta = inner(q, q) + self.damp2 * inner(p, p)
