@@ -12,6 +12,7 @@ from denoisers import load
 from denoisers.dncnn import DnCNN
 from recon.training import REGISTRY, main
 from recon.training import loop
+from recon.training.dncnn_natural import he_init
 from recon.training.data import file_list_sha256, gaussian_noisy, grid_patches, photo_files, photo_set
 
 # ----------------------------------------------------------------------------- network
@@ -39,6 +40,11 @@ def test_dncnn_natural_defaults_fit_the_weight_budget():
     n_bytes = sum(t.numel() * t.element_size() for t in net.state_dict().values())
     assert n_bytes < 10 * 1024**2  # issue 19: weights under 10 MB
     assert spec.defaults["sigma_max"] == pytest.approx(55 / 255) and spec.val_first_seed is None
+    torch.manual_seed(0)
+    he_init(net)
+    hidden, out = net.noise[2].weight, net.noise[-1].weight
+    assert float(hidden.std()) == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.05) and float(out.abs().max()) < 1e-2
+    assert all(float(m.bias.abs().max()) == 0 for m in net.modules() if isinstance(m, torch.nn.Conv2d))
 
 
 # ----------------------------------------------------------------------------- photographs

@@ -130,13 +130,10 @@ def reconstruct(
     noise: Noise | None = None,
     tau: float = 1.01,
     nonneg: bool = True,
-    max_iter: int = 500,
-    tol: float = 1e-4,
     x0: torch.Tensor | None = None,
     step_ratio: float = 0.01,
-    progress: bool | None = None,
-    reference: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
+    **solver_options: object,
 ) -> tuple[torch.Tensor, list[float], History]:
     r"""Solve the fixed-alpha or the discrepancy problem of the module docstring by PDHG.
 
@@ -150,14 +147,14 @@ def reconstruct(
             the discrepancy problem with radius :math:`\tau\,\|e\|` per batch element.
         tau: discrepancy safety factor (>= 1 in practice; dimensionless).
         nonneg: constrain :math:`x \ge 0`.
-        max_iter: PDHG iterations at most.
-        tol: stop when the relative change of the image and of the dual is <= tol.
         x0: start (B, C, N, M) (default zeros of ``y``'s dtype).
         step_ratio: primal/dual step ratio r (tau = r c / ||K||, sigma = c / (r ||K||), c = 0.99).
-        progress: tqdm bar (default: when attached to a terminal).
-        reference: ground truth used ONLY to record PSNR in the history.
         weights: optional non-negative weights on R's coefficients (shape of the projection's
             radius), giving :math:`R_w(Lx) = R(w \odot Lx)` for reweighting schemes.
+        **solver_options: the keywords every solver takes (``max_iter`` (default 500 here),
+            ``tol`` (1e-4 here: the relative change of the image and of the dual), ``progress``,
+            ``reference``, ``callback``), passed to :class:`~recon.solvers.PDHG`, which checks them
+            (:func:`~recon.solvers.base.solver_keywords`).
 
     Returns:
         ``(x, alphas, history)``: x of shape (B, C, N, M), one alpha per batch element (the given
@@ -212,7 +209,7 @@ def reconstruct(
     ratio = check_positive("step_ratio", step_ratio)
     solver = PDHG(
         K, K_adjoint, prox_g, prox_f_conj, tau=step * ratio, sigma=step / ratio, objective=objective,
-        max_iter=max_iter, tol=tol, progress=progress, reference=reference,
+        **({"max_iter": 500, "tol": 1e-4} | solver_options),
     )
     x, hist = solver.run(x_init)
     if radius is None:

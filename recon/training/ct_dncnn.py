@@ -24,7 +24,7 @@ import torch
 
 from denoisers.dncnn import DnCNN
 from recon.training.data import DNCNN_FRAMES, DNCNN_KINDS, DNCNN_SIZE, DNCNN_VAL_FIRST_SEED, dynamic_frames, gaussian_noisy
-from recon.training.loop import SHARED_DEFAULTS, TrainSpec, fit_denoiser, mse_training_card, psnr_before_after, sigma_validation_card
+from recon.training.loop import SHARED_DEFAULTS, TrainSpec, fit_denoiser, model_card, mse_training_card, psnr_before_after, sigma_validation_card
 
 __all__ = ["SPEC", "evaluate_dncnn", "seeded_dncnn", "train"]
 
@@ -78,7 +78,7 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
         net, args, log, x_gt, (c, c), gaussian_noisy, lambda s: evaluate_dncnn(net, v_gt, s), DNCNN_VAL_SIGMAS, False
     )
     card = {
-        "model": {"class": "denoisers.dncnn.DnCNN", "kwargs": model_kwargs, "n_parameters": sum(p.numel() for p in net.parameters())},
+        "model": model_card(net, model_kwargs),
         "task": "blind Gaussian denoising of single frames of dynamic objects (the RED denoiser of RED-PSM): frame + noise -> frame",
         "data": {
             "phantom": "recon.phantoms.dynamic_object(128, 8, seed, kind=DNCNN_KINDS[seed % 4]), "

@@ -22,7 +22,7 @@ import torch
 from denoisers.unet import CTUNet
 from operators.ct import CT_LAST_ANGLE_DEG, CT_N_DETECTORS, CT_N_VIEWS
 from recon.training.data import CT_NOISE_LEVEL, CT_VAL_FIRST_SEED, ct_pairs
-from recon.training.loop import SHARED_DEFAULTS, TrainSpec, adam_cosine, psnr_before_after, run_epoch
+from recon.training.loop import SHARED_DEFAULTS, TrainSpec, adam_cosine, model_card, psnr_before_after, run_epoch
 
 __all__ = ["SPEC", "evaluate_ct_unet", "train"]
 
@@ -82,7 +82,7 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
     p128_fbp, p128_net = evaluate_ct_unet(net, v128_in, v128_gt)
     log(f"final: val PSNR at 256: FBP {p_fbp:.2f} dB, net {p_net:.2f} dB; at 128: FBP {p128_fbp:.2f} dB, net {p128_net:.2f} dB")
     card = {
-        "model": {"class": "denoisers.unet.CTUNet", "kwargs": model_kwargs, "n_parameters": sum(p.numel() for p in net.parameters())},
+        "model": model_card(net, model_kwargs),
         "task": "post-processing of parallel-beam CT FBP images (graphLa+Psi 'Net'): FBP image -> clean image",
         "data": {
             "phantom": "recon.phantoms.coule_like(size, seed)",

@@ -3,7 +3,7 @@ the PnP-ADMM and RED baselines of PnP-HVAE (:mod:`recon.methods.pnp_baselines`).
 
 Model: :class:`denoisers.dncnn.DnCNN` with ``scale=2`` (the residual branch works on 2x2
 pixel-unshuffled images, as FFDNet does, but blind: no noise-level input), 15 hidden layers of 64
-channels (0.49 M parameters, 1.9 MB). Data: the ``train400`` photographs (:data:`PHOTO_TRAIN`, 400
+channels (0.49 M parameters, 1.9 MB), initialised by :func:`he_init`. Data: the ``train400`` photographs (:data:`PHOTO_TRAIN`, 400
 gray 180x180 images, the training set of the DnCNN paper) under ``--data-dir`` (default
 :data:`recon.training.data.DATASETS_DIR`), the first ``n_train`` of them in file-name order, cut
 once into the :data:`PHOTO_PATCH` x :data:`PHOTO_PATCH` windows of a grid of step
@@ -36,9 +36,9 @@ from denoisers.dncnn import DnCNN
 from recon.metrics import psnr
 from recon.training.ct_dncnn import seeded_dncnn
 from recon.training.data import DATASETS_DIR, file_list_sha256, gaussian_noisy, grid_patches, photo_set
-from recon.training.loop import SHARED_DEFAULTS, TrainSpec, fit_denoiser, mse_training_card, sigma_validation_card
+from recon.training.loop import SHARED_DEFAULTS, TrainSpec, fit_denoiser, model_card, mse_training_card, sigma_validation_card
 
-__all__ = ["SPEC", "PHOTO_TRAIN", "PHOTO_VAL", "PHOTO_PATCH", "PHOTO_STRIDE", "PHOTO_VAL_SIGMAS", "evaluate_photos", "train"]
+__all__ = ["SPEC", "he_init", "PHOTO_TRAIN", "PHOTO_VAL", "PHOTO_PATCH", "PHOTO_STRIDE", "PHOTO_VAL_SIGMAS", "evaluate_photos", "train"]
 
 PHOTO_TRAIN = "train400"
 PHOTO_VAL = "bsd68"
@@ -77,9 +77,27 @@ def evaluate_photos(
     return sum(before) / len(before), sum(after) / len(after)
 
 
+def he_init(net: DnCNN) -> None:
+    """He initialisation for a deep plain ReLU net without normalisation, in place, from torch's global generator.
+
+    Every convolution: weights ``N(0, 2 / fan_in)`` (``kaiming_normal_``), biases 0; then the output
+    convolution's weights ``N(0, 1e-6)``, so the untrained net is nearly the identity. With torch's
+    default (uniform, variance ``1 / (3 fan_in)``) initialisation the signal of the 15-layer
+    residual branch fades, its output stays near 0 and the MSE did not fall in three epochs
+    (measured 2026-12-03: 1.54e-2, the noise variance); with this one it fell from 1.58e-2 to
+    0.68e-2 in 300 Adam steps.
+    """
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    for conv in convs:
+        torch.nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+        torch.nn.init.zeros_(conv.bias)
+    torch.nn.init.normal_(convs[-1].weight, std=1e-3)
+
+
 def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
     """Train ``dncnn_natural`` as the module docstring says (the :attr:`~recon.training.loop.TrainSpec.train` protocol)."""
     net, model_kwargs, c = seeded_dncnn(args, PHOTO_PATCH)
+    he_init(net)
     if not 1 <= args.n_train <= 400 or not 1 <= args.n_val <= 68:
         raise ValueError(f"--n-train/--n-val: expected 1..400 train400 and 1..68 bsd68 images, received {args.n_train}, {args.n_val}")
     t0 = time.perf_counter()
@@ -96,7 +114,7 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
         augment=True,
     )  # fmt: skip
     card = {
-        "model": {"class": "denoisers.dncnn.DnCNN", "kwargs": model_kwargs, "n_parameters": sum(p.numel() for p in net.parameters())},
+        "model": model_card(net, model_kwargs, init="recon.training.dncnn_natural.he_init (He normal, zero biases, output std 1e-3)"),
         "task": "blind Gaussian denoising of grayscale photographs, noise std in [0, 55/255] (the PnP-ADMM / RED denoiser "
         "of PnP-HVAE): image + noise -> image",
         "data": {

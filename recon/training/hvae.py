@@ -48,7 +48,7 @@ from recon.training.data import (
     hvae_pool_card,
     hvae_tiles,
 )
-from recon.training.loop import SHARED_DEFAULTS, TrainSpec
+from recon.training.loop import SHARED_DEFAULTS, TrainSpec, model_card
 
 __all__ = ["SPEC", "evaluate_hvae", "hvae_elbo_terms", "train"]
 
@@ -244,7 +244,7 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
         + f"), validation {val['bits_per_dim']:.4f} bits/dim"
     )
     card = {
-        "model": {"class": "denoisers.hvae.HVAE", "kwargs": model_kwargs, "n_parameters": n_params},
+        "model": model_card(net, model_kwargs),
         "task": "hierarchical VAE of grayscale images in [0, 1] (the prior of PnP-HVAE), Gaussian decoder of fixed std gamma",
         "data": {
             **hvae_pool_card(),

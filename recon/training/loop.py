@@ -37,6 +37,7 @@ __all__ = [
     "fit_denoiser",
     "Checkpoint",
     "CHECKPOINT_EVERY_S",
+    "model_card",
     "mse_training_card",
     "sigma_validation_card",
 ]
@@ -269,6 +270,13 @@ class Checkpoint:
 
 _RUN_OPTIONS = ("checkpoint", "resume", "threads", "out_dir")
 """Options that may differ between a run and its resumption."""
+
+
+def model_card(net: torch.nn.Module, model_kwargs: dict, **extra: object) -> dict:
+    """The ``model`` section of a card: the class path, its keyword arguments, the parameter count and ``extra`` entries."""
+    cls = type(net)
+    n_parameters = sum(p.numel() for p in net.parameters())
+    return {"class": f"{cls.__module__}.{cls.__name__}", "kwargs": model_kwargs, "n_parameters": n_parameters, **extra}
 
 
 def mse_training_card(args: argparse.Namespace, final_mse: float, history: list[dict], **patch: object) -> dict:

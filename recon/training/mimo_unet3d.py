@@ -23,7 +23,7 @@ import torch
 from denoisers.unet3d import UNet3D
 from recon.phantoms import MIMO_SCENE_SHAPE
 from recon.training.data import MIMO_VAL_FIRST_SEED, magnitude_noisy, mimo_magnitudes
-from recon.training.loop import SHARED_DEFAULTS, TrainSpec, fit_denoiser, mse_training_card, psnr_before_after, sigma_validation_card
+from recon.training.loop import SHARED_DEFAULTS, TrainSpec, fit_denoiser, model_card, mse_training_card, psnr_before_after, sigma_validation_card
 
 __all__ = ["SPEC", "evaluate_mimo_unet3d", "train"]
 
@@ -75,11 +75,7 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
         net, args, log, x_gt, crop, magnitude_noisy, lambda s: evaluate_mimo_unet3d(net, v_gt, s), MIMO_VAL_SIGMAS, True
     )
     card = {
-        "model": {
-            "class": "denoisers.unet3d.UNet3D",
-            "kwargs": model_kwargs,
-            "n_parameters": sum(p.numel() for p in net.parameters()),
-        },
+        "model": model_card(net, model_kwargs),
         "task": "denoising of Rician-noisy 3D magnitudes (deep prior of magnitude PnP MIMO imaging): (|x| + noise, sigma) -> |x|",
         "data": {
             "phantom": "|recon.phantoms.mimo_scene(shape, seed)|",
