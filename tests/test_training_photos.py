@@ -154,3 +154,24 @@ def test_an_interrupted_run_resumes_to_the_same_weights(photo_dir, tmp_path, mon
         torch.testing.assert_close(parts[key], value, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="--resume: expected a checkpoint file"):
         main(["dncnn_natural", *_tiny(photo_dir), "--resume", "--out-dir", str(tmp_path / "empty")])
+
+
+def test_bsd68_benchmark_scores_a_network_and_bm3d_on_the_same_images(photo_dir, tmp_path, torch_state, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("bm3d", reason="the bm3d package comes with the bench extra")
+    main(["dncnn_natural", *_tiny(photo_dir), "--out-dir", str(tmp_path / "w")])
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bsd68.py"
+    spec = importlib.util.spec_from_file_location("bsd68_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    code = bench.main(["--data-dir", str(photo_dir), "--weights-dir", str(tmp_path / "w"), "--threads", "1",
+                       "--json", str(tmp_path / "r.json")])  # fmt: skip
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 15 |") or line.startswith("| 50 |")]
+    assert len(rows) == 2 and code == 1  # an untrained net misses BM3D's published figures
+    import json
+
+    res = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert len(res["25"]["ours"]) == len(res["25"]["bm3d"]) == 2
+    assert min(res["25"]["bm3d"]) > max(res["25"]["noisy"])  # BM3D told the true sigma denoises
