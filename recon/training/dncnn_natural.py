@@ -83,9 +83,10 @@ def he_init(net: DnCNN) -> None:
     Every convolution: weights ``N(0, 2 / fan_in)`` (``kaiming_normal_``), biases 0; then the output
     convolution's weights ``N(0, 1e-6)``, so the untrained net is nearly the identity. With torch's
     default (uniform, variance ``1 / (3 fan_in)``) initialisation the signal of the 15-layer
-    residual branch fades, its output stays near 0 and the MSE did not fall in three epochs
-    (measured 2026-12-03: 1.54e-2, the noise variance); with this one it fell from 1.58e-2 to
-    0.68e-2 in 300 Adam steps.
+    residual branch fades and its output stays near 0: in the default run (2026-12-03) the first
+    epoch ended at a training MSE of 1.54e-2 (the mean noise variance, 1.55e-2) and 24.60 dB on the
+    validation images at sigma 15/255 (noisy: 24.61 dB); with this initialisation, 1.01e-2 and
+    27.11 dB.
     """
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     for conv in convs:
