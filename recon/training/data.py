@@ -287,11 +287,13 @@ def hvae_pool(seeds: Sequence[int], natural: Sequence[str] = HVAE_TRAIN_IMAGES) 
     }
 
 
-def hvae_patches(pool: dict[str, list[torch.Tensor]], n: int, crop: int, gen: torch.Generator) -> torch.Tensor:
+def hvae_patches(
+    pool: dict[str, list[torch.Tensor]], n: int, crop: int, gen: torch.Generator, mix: dict[str, float] = HVAE_MIX
+) -> torch.Tensor:
     r"""``n`` random augmented ``crop x crop`` training patches of the ``hvae`` pipeline.
 
-    For each patch, drawn in this order from ``gen``: the kind (``natural``, ``coule``,
-    ``texture`` with probabilities :data:`HVAE_MIX`), one image of that kind (uniformly), a
+    For each patch, drawn in this order from ``gen``: the kind (a key of ``mix``, with its
+    probability; :data:`HVAE_MIX` by default), one image of that kind (uniformly), a
     scale :math:`s \sim U[`:data:`HVAE_MIN_SCALE`:math:`, 1]`, the corner of a square window of
     side ``min(round(crop / s), H, W)``, one of the 8 flips/rotations by multiples of 90 degrees;
     the window is resized to ``crop x crop`` (bilinear, antialiased; a downscaling, so detail
@@ -302,12 +304,13 @@ def hvae_patches(pool: dict[str, list[torch.Tensor]], n: int, crop: int, gen: to
         n: number of patches.
         crop: patch side.
         gen: the seeded generator of every draw.
+        mix: probability of each kind of ``pool``.
 
     Returns:
         (n, 1, crop, crop) float32 patches in [0, 1].
     """
-    kinds = list(HVAE_MIX)
-    probs = torch.tensor([HVAE_MIX[k] for k in kinds], dtype=torch.float64)
+    kinds = list(mix)
+    probs = torch.tensor([mix[k] for k in kinds], dtype=torch.float64)
     out = torch.empty(n, 1, crop, crop)
     for i in range(n):
         images = pool[kinds[int(torch.multinomial(probs, 1, generator=gen))]]

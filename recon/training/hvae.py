@@ -1,28 +1,28 @@
 r"""The ``hvae`` recipe: :class:`denoisers.hvae.HVAE`, the hierarchical VAE prior of PnP-HVAE (3 latent
 levels at strides 8, 4, 2 of 8 channels each, widths (32, 64, 96, 128), Gaussian decoder of fixed
-std gamma = 5/255). Data (:func:`~recon.training.data.hvae_pool`,
-:func:`~recon.training.data.hvae_patches`): each epoch draws ``patches`` fresh random ``crop x
-crop`` patches, 60 % from the scikit-image photos :data:`~recon.training.data.HVAE_TRAIN_IMAGES`
-(gray, [0, 1]), 20 % from COULE-like images (:func:`recon.phantoms.coule_like`, side 256) and 20 %
-from procedural textures (:func:`~recon.training.data.hvae_texture`, side 256) of training seeds ``0
-.. n_train-1``; a random downscaling by a factor in [1, 2] and one of the 8 flips / 90-degree
-rotations augment every patch. The scikit-image images
-:data:`~recon.training.data.HVAE_HELD_OUT_IMAGES` (camera, astronaut, moon, coins: the test images
-of the PnP-HVAE and deblurring demos) are never trained on. Loss: the negative ELBO
+std gamma = 5/255), trained on photographs.
+
+Data: the ``train400`` photographs (the BSD400 training set of the DnCNN paper, gray 180x180) under
+``--data-dir`` (default :data:`recon.training.data.DATASETS_DIR`), the first ``n_train`` in
+file-name order. Each epoch draws ``patches`` fresh random ``crop x crop`` patches
+(:func:`~recon.training.data.hvae_patches` with the one kind ``"photo"``): a uniform image, a
+square window of side ``round(crop / s)``, ``s ~ U[0.5, 1]``, resized to ``crop x crop``
+(bilinear, antialiased) and one of the 8 flips / 90-degree rotations. Loss: the negative ELBO
 (:meth:`denoisers.hvae.HVAE.elbo`, nats per dimension, one posterior sample) with the KL weight
-rising linearly from 0 to 1 over the first ``kl_warmup`` epochs; Adam (lr 1e-3, linear warm-up over
-100 steps, cosine decay to 0), gradient norm clipped at 200, non-finite steps skipped. Logged per
-epoch: the train -ELBO in bits/dim with its reconstruction and per-level KL terms, and the
-validation -ELBO on the 64x64 tiles of the COULE-like and texture images of seeds ``400000 ..
-400000+n_val-1``. At the end the card gets the held-out -ELBO (bits/dim) over every non-overlapping
-64x64 tile of the held-out images (:func:`evaluate_hvae`, posterior noise seeded with 0), per image
-too. Cost of the default run: 40 epochs of 2000 patches = 5000 Adam steps of 16 64x64 patches at
-about 0.66 s of CPU time each on one core (measured as process time), i.e. about 35-40 min with
-``--threads 2`` on two otherwise idle cores and about 55 min with ``--threads 1``. ``brick`` (a
-training image here) is only the tuning image of the deblurring demo, never one of its test images.
+rising linearly from 0 to 1 over the first ``kl_warmup`` epochs; Adam (lr 1e-3, linear warm-up
+over 100 steps, cosine decay to 0), gradient norm clipped at 200, non-finite steps skipped; one
+seeded generator draws the patches and the posterior noise. Checkpointed every few minutes
+(:class:`~recon.training.loop.Checkpoint`; ``--resume`` continues a run). Logged per epoch: the
+train -ELBO in bits/dim with its reconstruction and per-level KL terms, and the -ELBO and the
+encode-decode PSNR on the 64x64 tiles of the first ``n_val`` ``bsd68`` images. At the end the
+card's ``test`` section gives the -ELBO (bits/dim) and the encode-decode PSNR at temperature 0
+(``model(x)``: posterior means at every level, the ceiling of any estimate that is a decoder
+mean) over every non-overlapping 64x64 tile of all 68 ``bsd68`` images (:func:`evaluate_hvae`,
+posterior noise seeded with 0). BSD68 is never trained on.
 
 Example:
-    $ python -m recon.training hvae
+    $ nohup python -m recon.training hvae --threads 1 > hvae.log 2>&1 &
+    $ python -m recon.training hvae --threads 1 --resume    # after an interruption
 """
 
 from __future__ import annotations
@@ -37,18 +37,15 @@ import torch
 from denoisers.hvae import HVAE
 from recon.metrics import psnr
 from recon.training.data import (
+    DATASETS_DIR,
     HVAE_CROP,
-    HVAE_HELD_OUT_IMAGES,
     HVAE_MIN_SCALE,
-    HVAE_MIX,
-    HVAE_VAL_FIRST_SEED,
-    hvae_image,
+    file_list_sha256,
     hvae_patches,
-    hvae_pool,
-    hvae_pool_card,
     hvae_tiles,
+    photo_set,
 )
-from recon.training.loop import SHARED_DEFAULTS, TrainSpec, model_card
+from recon.training.loop import SHARED_DEFAULTS, Checkpoint, TrainSpec, model_card
 
 __all__ = ["SPEC", "evaluate_hvae", "hvae_elbo_terms", "train"]
 
@@ -58,7 +55,7 @@ HVAE_LR_WARMUP_STEPS = 100
 HVAE_STRIDES = (8, 4, 2)
 HVAE_ENC_BLOCKS = 2
 HVAE_DEC_BLOCKS = 2
-HVAE_MAX_CROP = 160  # largest multiple of the stride 8 that fits the smallest training image (text, 172 x 448)
+HVAE_MAX_CROP = 160  # a window of side up to crop / 0.5 must fit (about) the 180 x 180 train400 images
 
 
 @torch.no_grad()
@@ -142,6 +139,8 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
         raise ValueError(f"--gamma: expected a positive decoder std, received {args.gamma}")
     if args.patches < 1 or args.kl_warmup < 0:
         raise ValueError(f"--patches/--kl-warmup: expected >= 1 and >= 0, received {args.patches}, {args.kl_warmup}")
+    if not 1 <= args.n_train <= 400 or not 1 <= args.n_val <= 68:
+        raise ValueError(f"--n-train/--n-val: expected 1..400 train400 and 1..68 bsd68 images, received {args.n_train}, {args.n_val}")
     torch.manual_seed(args.seed)
     model_kwargs = {
         "widths": list(args.widths),
@@ -155,43 +154,39 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
     c = args.crop
     if c % net.stride or not net.stride <= c <= HVAE_MAX_CROP:
         raise ValueError(f"--crop: expected a multiple of {net.stride} in [{net.stride}, {HVAE_MAX_CROP}], received {c}")
-    n_params = sum(p.numel() for p in net.parameters())
 
-    train_seeds = range(0, args.n_train)
-    val_seeds = range(HVAE_VAL_FIRST_SEED, HVAE_VAL_FIRST_SEED + args.n_val)
     t0 = time.perf_counter()
-    pool = hvae_pool(train_seeds)
-    val_pool = hvae_pool(val_seeds, natural=())
-    val_tiles = hvae_tiles(val_pool["coule"] + val_pool["texture"], c)
-    held_out = {name: hvae_tiles([hvae_image(name)], c) for name in HVAE_HELD_OUT_IMAGES}
-    held_tiles = torch.cat(list(held_out.values()))  # = hvae_tiles([hvae_image(n) for n in HVAE_HELD_OUT_IMAGES], c)
-    log(
-        f"data: {len(pool['natural'])} scikit-image + {len(train_seeds)} COULE-like + {len(train_seeds)} texture training "
-        f"images, {len(val_tiles)} validation and {len(held_tiles)} held-out {c}x{c} tiles in {time.perf_counter() - t0:.1f} s; "
-        f"{n_params} parameters"
-    )
+    train_images, train_files = photo_set("train400", args.data_dir)
+    test_images, test_files = photo_set("bsd68", args.data_dir)
+    train_images, train_files = train_images[: args.n_train], train_files[: args.n_train]
+    pool = {"photo": train_images}
+    val_tiles = hvae_tiles(test_images[: args.n_val], c)
+    test_tiles = hvae_tiles(test_images, c)
+    log(f"data: {len(train_files)} train400 images, {len(val_tiles)} validation and {len(test_tiles)} test {c}x{c} bsd68 tiles "
+        f"in {time.perf_counter() - t0:.1f} s; {sum(p.numel() for p in net.parameters())} parameters")  # fmt: skip
 
     d = c * c
     steps_per_epoch = math.ceil(args.patches / args.batch_size)
-    total_steps = args.epochs * steps_per_epoch
     warm_steps = args.kl_warmup * steps_per_epoch
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    sched = _hvae_schedule(opt, total_steps)
-    gen = torch.Generator().manual_seed(args.seed)  # patches
-    zgen = torch.Generator().manual_seed(args.seed + 1)  # posterior noise of the ELBO
-    history = []
-    step, skipped = 0, 0
-    train_bpd = float("nan")
-    for epoch in range(1, args.epochs + 1):
+    sched = _hvae_schedule(opt, args.epochs * steps_per_epoch)
+    gen = torch.Generator().manual_seed(args.seed)  # patches and posterior noise
+    ckpt = Checkpoint(args.checkpoint, net, opt, sched, gen, args)
+    history = ckpt.load() if args.resume else []
+    if history:
+        log(f"resumed from {ckpt.path} after epoch {len(history)}")
+    skipped = history[-1]["skipped_steps"] if history else 0
+    for epoch in range(len(history) + 1, args.epochs + 1):
         te = time.perf_counter()
         net.train()
-        patches = hvae_patches(pool, args.patches, c, gen)
+        patches = hvae_patches(pool, args.patches, c, gen, mix={"photo": 1.0})
         sums = {"bpd": 0.0, "loss": 0.0, "recon": 0.0, "kl": torch.zeros(net.n_levels, dtype=torch.float64)}
         norms = []
         for k in range(0, args.patches, args.batch_size):
+            step = (epoch - 1) * steps_per_epoch + k // args.batch_size
             xb = patches[k : k + args.batch_size]
             kl_weight = min(1.0, (step + 1) / warm_steps) if warm_steps else 1.0
-            s = net.elbo(xb, generator=zgen)
+            s = net.elbo(xb, generator=gen)
             loss = (s["recon"] + kl_weight * s["kl"].sum(1)).mean() / d  # nats per dim
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -202,18 +197,16 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
             else:
                 skipped += 1
             sched.step()
-            step += 1
             b = len(xb)
             sums["bpd"] += float(s["bits_per_dim"].detach().sum())
             sums["loss"] += loss.item() * b
             sums["recon"] += float(s["recon"].detach().sum()) / (d * math.log(2))
             sums["kl"] += s["kl"].detach().double().sum(0) / (d * math.log(2))
         n = args.patches
-        train_bpd = sums["bpd"] / n
         val = evaluate_hvae(net, val_tiles)
         entry = {
             "epoch": epoch,
-            "train_bits_per_dim": train_bpd,
+            "train_bits_per_dim": sums["bpd"] / n,
             "train_recon_bits_per_dim": sums["recon"] / n,
             "train_kl_bits_per_dim": (sums["kl"] / n).tolist(),
             "train_loss_nats_per_dim": sums["loss"] / n,
@@ -222,38 +215,32 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
             "skipped_steps": skipped,
             "val_bits_per_dim": val["bits_per_dim"],
             "val_psnr_recon": val["psnr_recon"],
+            "seconds": round(time.perf_counter() - te, 1),
         }
         history.append(entry)
         kl_txt = " ".join(f"{v:.3f}" for v in entry["train_kl_bits_per_dim"])
         log(
-            f"epoch {epoch:3d}/{args.epochs}  train -ELBO {train_bpd:.4f} bits/dim (recon {entry['train_recon_bits_per_dim']:.4f} "
-            f"+ KL [{kl_txt}])  loss {entry['train_loss_nats_per_dim']:.4f} nats/dim (KL weight {kl_weight:.2f})  "
-            f"val {val['bits_per_dim']:.4f} bits/dim, recon PSNR {val['psnr_recon']:.2f} dB  |grad| {entry['grad_norm_median']:.1f}  "
-            f"skipped {skipped}  lr {sched.get_last_lr()[0]:.2e}  {time.perf_counter() - te:.1f} s"
+            f"epoch {epoch:3d}/{args.epochs}  train -ELBO {entry['train_bits_per_dim']:.4f} bits/dim (recon "
+            f"{entry['train_recon_bits_per_dim']:.4f} + KL [{kl_txt}])  loss {entry['train_loss_nats_per_dim']:.4f} nats/dim "
+            f"(KL weight {kl_weight:.2f})  val {val['bits_per_dim']:.4f} bits/dim, recon PSNR {val['psnr_recon']:.2f} dB  "
+            f"|grad| {entry['grad_norm_median']:.1f}  skipped {skipped}  lr {sched.get_last_lr()[0]:.2e}  {entry['seconds']:.1f} s"
         )
+        ckpt.save(history, final=epoch == args.epochs)
 
     net.eval()
-    val = evaluate_hvae(net, val_tiles)
-    held_terms = hvae_elbo_terms(net, held_tiles)
-    held = _mean_terms(held_terms)
-    bounds = torch.cumsum(torch.tensor([0] + [len(t) for t in held_out.values()]), 0).tolist()
-    per_image = {name: _mean_terms(held_terms, slice(a, b))["bits_per_dim"] for name, a, b in zip(held_out, bounds, bounds[1:])}
-    log(
-        f"final: held-out {held['bits_per_dim']:.4f} bits/dim (recon PSNR {held['psnr_recon']:.2f} dB; "
-        + ", ".join(f"{k} {v:.3f}" for k, v in per_image.items())
-        + f"), validation {val['bits_per_dim']:.4f} bits/dim"
-    )
+    test = evaluate_hvae(net, test_tiles)
+    log(f"final: bsd68 test -ELBO {test['bits_per_dim']:.4f} bits/dim, encode-decode PSNR {test['psnr_recon']:.2f} dB")
     card = {
         "model": model_card(net, model_kwargs),
-        "task": "hierarchical VAE of grayscale images in [0, 1] (the prior of PnP-HVAE), Gaussian decoder of fixed std gamma",
+        "task": "hierarchical VAE of grayscale photographs in [0, 1] (the prior of PnP-HVAE), Gaussian decoder of fixed std gamma",
         "data": {
-            **hvae_pool_card(),
-            "train_seeds": [train_seeds.start, train_seeds.stop - 1],
-            "val_seeds": [val_seeds.start, val_seeds.stop - 1],
-            "mix": dict(HVAE_MIX),
-            "pipeline": "recon.training.data.hvae_patches(hvae_pool(train_seeds), patches, crop, generator seeded with --seed)",
-            "training_patches": f"{args.patches} fresh {c}x{c} patches per epoch: kind by HVAE_MIX, a uniform image of that kind, "
-            f"a square window of side round({c} / s), s ~ U[{HVAE_MIN_SCALE}, 1], resized to {c}x{c} (bilinear, antialiased), "
+            "dataset": f"train400 (the BSD400 training set of the DnCNN paper), first {len(train_files)} files in name order",
+            "file_list_sha256": file_list_sha256(train_files),
+            "file_list_sha256_rule": "recon.training.data.file_list_sha256: sha256 of the lines '<name> <sha256 of bytes>'",
+            "pipeline": "recon.training.data.hvae_patches({'photo': images}, patches, crop, generator seeded with --seed, "
+            "mix={'photo': 1.0})",
+            "training_patches": f"{args.patches} fresh {c}x{c} patches per epoch: a uniform image, a square window of side "
+            f"round({c} / s), s ~ U[{HVAE_MIN_SCALE}, 1], resized to {c}x{c} (bilinear, antialiased), "
             "one of the 8 flips / 90-degree rotations",
         },
         "training": {
@@ -269,25 +256,26 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
             "patches_per_epoch": args.patches,
             "kl_warmup_epochs": args.kl_warmup,
             "skipped_steps": skipped,
-            "final_train_bits_per_dim": train_bpd,
+            "final_train_bits_per_dim": history[-1]["train_bits_per_dim"],
             "history": history,
         },
         "validation": {
-            "metric": "mean -ELBO in bits per dimension (HVAE.elbo, + log2(255): per 8-bit pixel value) over the "
-            f"non-overlapping {c}x{c} tiles of the COULE-like and texture images of the validation seeds",
+            "metric": "mean -ELBO in bits per dimension (HVAE.elbo, + log2(255): per 8-bit pixel value) and encode-decode PSNR "
+            f"over the non-overlapping {c}x{c} tiles of the first {args.n_val} bsd68 images",
+            "images": [f.name for f in test_files[: args.n_val]],
             "pipeline": f"recon.training.hvae.evaluate_hvae(net, hvae_tiles(images, {c}), seed={HVAE_EVAL_SEED})",
-            **val,
+            "bits_per_dim": history[-1]["val_bits_per_dim"],
+            "psnr_recon": history[-1]["val_psnr_recon"],
         },
-        "held_out": {
-            "images": list(HVAE_HELD_OUT_IMAGES),
-            "metric": "mean -ELBO in bits per dimension (+ log2(255)) over every non-overlapping "
-            f"{c}x{c} tile of the held-out scikit-image images at native size, one posterior sample per tile",
-            "pipeline": f"recon.training.hvae.evaluate_hvae(net, hvae_tiles([hvae_image(n) for n in HVAE_HELD_OUT_IMAGES], {c}), "
-            f"seed={HVAE_EVAL_SEED})",
+        "test": {
+            "images": f"all {len(test_files)} bsd68 images",
+            "file_list_sha256": file_list_sha256(test_files),
+            "metric": "mean -ELBO in bits per dimension (+ log2(255)) and encode-decode PSNR at temperature 0 (dB, data range "
+            f"1, model(x)) over every non-overlapping {c}x{c} tile, one posterior sample per tile",
+            "pipeline": f"recon.training.hvae.evaluate_hvae(net, hvae_tiles(bsd68 images, {c}), seed={HVAE_EVAL_SEED})",
             "tile": c,
-            "n_tiles": len(held_tiles),
-            **held,
-            "bits_per_dim_per_image": per_image,
+            "n_tiles": len(test_tiles),
+            **test,
         },
     }
     return net, card
@@ -295,21 +283,22 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
 
 SPEC = TrainSpec(
     description="hierarchical VAE (3 latent levels at strides 8, 4, 2; Gaussian decoder, gamma = 5/255) of "
-    "64x64 grayscale patches: scikit-image photos, COULE-like images and textures; the PnP-HVAE prior",
+    "64x64 patches of the train400 photographs; the PnP-HVAE prior",
     build=HVAE,
     train=train,
     defaults={
         **SHARED_DEFAULTS,
-        "epochs": 40,
+        "epochs": 60,
         "batch_size": 16,
-        "n_train": 256,
-        "n_val": 2,
+        "n_train": 400,
+        "n_val": 4,
         "crop": HVAE_CROP,
         "patches": 2000,
         "kl_warmup": 2,
         "widths": (32, 64, 96, 128),
         "z_channels": 8,
         "gamma": 5.0 / 255.0,
+        "data_dir": DATASETS_DIR,
     },
-    val_first_seed=HVAE_VAL_FIRST_SEED,
+    val_first_seed=None,
 )
