@@ -500,3 +500,16 @@ def test_pnp_baselines_reject_bad_arguments():
 
 def test_pnp_hvae_is_exported():
     assert recon.pnp_hvae is pnp_hvae and "pnp_hvae" in recon.__all__
+
+
+def test_pnp_hvae_returns_the_decoder_mean_or_the_x_step(vae):
+    physics = _blur()
+    y = _noisy(physics, _smooth_images(1))
+    run = dict(noise_std=NOISE_STD, model=vae, max_iter=3, progress=False)
+    mean, info = pnp_hvae(physics, y, **run)
+    step, info_step = pnp_hvae(physics, y, output="x_step", **run)
+    assert torch.equal(mean, info.extra["decoder_mean"]) and torch.equal(step, info.extra["x_step"])
+    assert torch.equal(step, info_step.extra["x_step"]) and info_step.params["output"] == "x_step"
+    assert not torch.equal(mean, step) and info.params["output"] == "decoder_mean"
+    with pytest.raises(ValueError, match=r"output: expected one of \('decoder_mean', 'x_step'\), received 'mean'"):
+        pnp_hvae(physics, y, output="mean", **run)

@@ -77,7 +77,7 @@ from recon.methods.analysis_prior import check_problem
 from recon.result import ReconInfo
 from recon.solvers.base import IterativeSolver
 
-__all__ = ["latent_update", "pnp_hvae", "temperature_schedule"]
+__all__ = ["PNP_HVAE_OUTPUTS", "latent_update", "pnp_hvae", "temperature_schedule"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -254,6 +254,10 @@ class PnPHVAESolver(IterativeSolver):
         return objective, change / max(float(torch.linalg.vector_norm(mean)), torch.finfo(mean.dtype).tiny)
 
 
+PNP_HVAE_OUTPUTS = ("decoder_mean", "x_step")
+"""The images :func:`pnp_hvae` can return (``output=``)."""
+
+
 def pnp_hvae(
     physics: LinearPhysics,
     y: torch.Tensor,
@@ -263,6 +267,7 @@ def pnp_hvae(
     temperatures: float | Sequence[float] = (0.8, 0.6),
     beta: float = 1.0,
     model: str | HVAE = "hvae",
+    output: str = "decoder_mean",
     max_iter: int = 50,
     x0: torch.Tensor | None = None,
     tol: float = 0.0,
@@ -293,6 +298,10 @@ def pnp_hvae(
         beta: :math:`\beta > 0`, the weight of the decoder term (the paper's 1).
         model: an :class:`denoisers.hvae.HVAE` or a ``denoisers.zoo`` name (default ``"hvae"``,
             the shipped weights).
+        output: which image to return: ``"decoder_mean"`` (the paper's output, :math:`\mu_\theta(z)`,
+            which can be no sharper than the model's encode-decode reconstruction) or ``"x_step"``
+            (the last x-step image, which also honours the data term). The other one is in
+            ``info.extra``.
         max_iter: iterations (>= 1); 50 for deblurring, 100 suggested for inpainting.
         x0: start, (B, *image shape); default ``y`` for ``BlurFFT``, else :math:`A^Ty`.
         tol: stop when the relative change of the decoder mean is <= tol (0: run ``max_iter``).
@@ -303,13 +312,15 @@ def pnp_hvae(
         callback: ``callback(iteration, decoder_mean)`` after each iteration.
 
     Returns:
-        ``(x, info)``: ``x`` the decoder mean :math:`\mu_\theta(z)` (B, 1, H, W) in ``y``'s dtype;
+        ``(x, info)``: ``x`` the decoder mean :math:`\mu_\theta(z)` or the last x-step image
+        (``output``), (B, 1, H, W) in ``y``'s dtype;
         ``info`` a :class:`~recon.result.ReconInfo`: ``history`` (objective :math:`J` in nats,
         residual = relative change of the decoder mean, PSNR with a reference), ``n_iter``,
         ``converged``, ``stop_reason``, ``seconds``; ``params``: ``noise_std`` and
         ``noise_level`` (lists, one per batch element), ``temperatures`` (one per level),
         ``beta``, ``gamma`` (the decoder std, image units), ``model`` (its name);
-        ``extra``: ``x_step`` (the last x-step image, (B, 1, H, W)), ``z`` (the L latents) and
+        ``extra``: ``x_step`` (the last x-step image, (B, 1, H, W)), ``decoder_mean`` (the last
+        decoder mean), ``z`` (the L latents) and
         ``x_solver`` (``"fft"``, ``"mask"`` or ``"cg"``).
 
     Raises:
@@ -326,6 +337,8 @@ def pnp_hvae(
     t0 = time.perf_counter()
     y = check_problem(physics, y)
     beta = check_positive("beta", beta)
+    if output not in PNP_HVAE_OUTPUTS:
+        raise ValueError(f"output: expected one of {PNP_HVAE_OUTPUTS}, received {output!r}")
     net = _load_model(model)
     temps = temperature_schedule(temperatures, net.n_levels, beta)
     noise = data_noise(physics, y, noise_level=noise_level, noise_std=noise_std)
@@ -345,6 +358,10 @@ def pnp_hvae(
         x, history = solver.run(start)
     params = noise_params(noise) | {
         "temperatures": temps, "beta": beta, "gamma": net.gamma, "model": model if isinstance(model, str) else type(net).__name__,
+        "output": output,
     }  # fmt: skip
     state = solver.state
-    return x, ReconInfo.from_history(history, t0, params, x_step=state["x_data"], z=state["z"], x_solver=x_step_kind(physics))
+    info = ReconInfo.from_history(
+        history, t0, params, x_step=state["x_data"], decoder_mean=x, z=state["z"], x_solver=x_step_kind(physics)
+    )
+    return (x if output == "decoder_mean" else state["x_data"].to(x.dtype)), info

@@ -10,7 +10,9 @@ once into the :data:`PHOTO_PATCH` x :data:`PHOTO_PATCH` windows of a grid of ste
 :data:`PHOTO_STRIDE` (36 per image, :func:`~recon.training.data.grid_patches`). Each epoch crops
 one random ``crop x crop`` patch from every window, applies one of the 8 flips / rotations, draws
 ``sigma ~ U[0, sigma_max]`` (55/255 by default: the DnCNN-B range) and adds ``sigma N(0, 1)``;
-MSE loss, Adam (lr 1e-3, cosine decay to 0 per step), seeded, checkpointed every few minutes
+MSE loss, Adam (lr 3e-4, cosine decay to 0 per step; at 1e-3 a first run learned for one epoch, 27.11
+dB at sigma 15/255 on the validation images, then fell back to 24.80 dB, the noisy image's 24.61,
+in the second), seeded, checkpointed every few minutes
 (``--resume`` continues a run). Validation: mean PSNR (peak 1, whole image, output not clipped) of
 the noisy and the denoised first ``n_val`` images of ``bsd68`` (:data:`PHOTO_VAL`) at sigma 15, 25
 and 50 / 255, the noise drawn from a generator seeded with 0; the full BSD68 table of the
@@ -148,6 +150,7 @@ SPEC = TrainSpec(
     train=train,
     defaults={
         **SHARED_DEFAULTS,
+        "lr": 3e-4,
         "epochs": 50,
         "batch_size": 32,
         "n_train": 400,
