@@ -20,6 +20,7 @@ import torch
 
 from denoisers.hvae import HVAE
 from operators.kernels.threads import set_num_threads
+from recon.training import loop
 
 set_num_threads(1)
 
@@ -33,6 +34,29 @@ def torch_state():
     numba.set_num_threads(numba_threads)
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(deterministic)
+
+
+@pytest.fixture
+def interrupt_run(monkeypatch):
+    """``interrupt_run(run, module, name)``: call ``run()`` with every checkpoint written and ``module.name`` raising
+    KeyboardInterrupt on its second call (a run stopped in its second epoch), then undo both patches."""
+
+    def interrupt(run, module, name: str) -> None:
+        real, calls = getattr(module, name), []
+
+        def second_call_stops(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 0.0)
+        monkeypatch.setattr(module, name, second_call_stops)
+        with pytest.raises(KeyboardInterrupt):
+            run()
+        monkeypatch.undo()
+
+    return interrupt
 
 
 @pytest.fixture(scope="module")

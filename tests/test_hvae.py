@@ -11,7 +11,7 @@ from skimage import io
 
 from denoisers import load, zoo
 from denoisers.hvae import HVAE, gaussian_kl
-from recon.training import REGISTRY, loop, main
+from recon.training import REGISTRY, main
 from recon.training import hvae as hvae_recipe
 from recon.training.data import (
     HVAE_HELD_OUT_IMAGES,
@@ -305,22 +305,10 @@ def test_hvae_training_smoke_and_zoo_roundtrip(photo_dir, tmp_path, torch_state)
     assert evaluate_hvae(net, tiles)["bits_per_dim"] == pytest.approx(test["bits_per_dim"], rel=1e-5)
 
 
-def test_an_interrupted_hvae_run_resumes_to_the_same_weights(photo_dir, tmp_path, monkeypatch, torch_state):
+def test_an_interrupted_hvae_run_resumes_to_the_same_weights(photo_dir, tmp_path, interrupt_run, torch_state):
     run = ["hvae", *TINY, "--data-dir", str(photo_dir)]
     main([*run, "--out-dir", str(tmp_path / "whole")])
-    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 0.0)
-    real, calls = hvae_recipe.evaluate_hvae, []
-
-    def stop_at_the_second_validation(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    monkeypatch.setattr(hvae_recipe, "evaluate_hvae", stop_at_the_second_validation)
-    with pytest.raises(KeyboardInterrupt):
-        main([*run, "--out-dir", str(tmp_path / "parts")])
-    monkeypatch.setattr(hvae_recipe, "evaluate_hvae", real)
+    interrupt_run(lambda: main([*run, "--out-dir", str(tmp_path / "parts")]), hvae_recipe, "evaluate_hvae")
     card = main([*run, "--resume", "--out-dir", str(tmp_path / "parts")])
     assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
     whole, parts = (torch.load(tmp_path / d / "hvae.pt") for d in ("whole", "parts"))

@@ -127,24 +127,11 @@ def test_dncnn_natural_training_writes_a_card_and_loads_offline(photo_dir, tmp_p
         main(["dncnn_natural", *_tiny(photo_dir), "--n-val", "69", "--out-dir", str(tmp_path / "w")])
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(photo_dir, tmp_path, monkeypatch, torch_state):
+def test_an_interrupted_run_resumes_to_the_same_weights(photo_dir, tmp_path, interrupt_run, torch_state):
     main(["dncnn_natural", *_tiny(photo_dir), "--out-dir", str(tmp_path / "whole")])
-
-    monkeypatch.setattr(loop, "CHECKPOINT_EVERY_S", 0.0)
-    real_epoch, calls = loop.run_epoch, []
-
-    def stop_in_epoch_two(*args):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_epoch(*args)
-
-    monkeypatch.setattr(loop, "run_epoch", stop_in_epoch_two)
     out = ["--out-dir", str(tmp_path / "parts")]
-    with pytest.raises(KeyboardInterrupt):
-        main(["dncnn_natural", *_tiny(photo_dir), *out])
+    interrupt_run(lambda: main(["dncnn_natural", *_tiny(photo_dir), *out]), loop, "run_epoch")
     assert torch.load(tmp_path / "parts" / "dncnn_natural.ckpt", weights_only=False)["history"][0]["epoch"] == 1
-    monkeypatch.setattr(loop, "run_epoch", real_epoch)
     with pytest.raises(ValueError, match="--resume: the checkpoint .* other options"):
         main(["dncnn_natural", *_tiny(photo_dir), "--lr", "0.01", "--resume", *out])
     card = main(["dncnn_natural", *_tiny(photo_dir), "--resume", *out])
