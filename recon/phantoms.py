@@ -49,6 +49,13 @@ def _as_tensor(img: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img)).to(dtype)[None, None]
 
 
+def _pixel_centres(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(yy, xx)``, each (N, N): the pixel centres in normalised coordinates (-1, 1), rows (y) first."""
+    t = (np.arange(size) + 0.5) / size * 2.0 - 1.0
+    yy, xx = np.meshgrid(t, t, indexing="ij")
+    return yy, xx
+
+
 def shepp_logan(size: int = 256, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The modified Shepp-Logan phantom shipped by scikit-image, resampled to ``size``.
 
@@ -88,8 +95,7 @@ def coule_like(size: int = 256, seed: int = 0, dtype: torch.dtype = torch.float3
     """
     size = _check_size(size)
     rng = np.random.default_rng(_check_seed(seed))
-    t = (np.arange(size) + 0.5) / size * 2.0 - 1.0  # pixel centres in (-1, 1)
-    yy, xx = np.meshgrid(t, t, indexing="ij")
+    yy, xx = _pixel_centres(size)
     img = np.zeros((size, size))
     for _ in range(rng.integers(5, 13)):
         cx, cy = rng.uniform(-0.6, 0.6, 2)
@@ -111,8 +117,84 @@ def coule_like_batch(n: int, size: int = 256, first_seed: int = TEST_SEEDS[0], d
     return torch.cat([coule_like(size, first_seed + i, dtype) for i in range(n)])
 
 
+def _convex_polygon(xx: np.ndarray, yy: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """Points (xx, yy) inside the convex polygon of ``vertices`` (V, 2), listed counter-clockwise."""
+    inside = np.ones(xx.shape, dtype=bool)
+    for (x0, y0), (x1, y1) in zip(vertices, np.roll(vertices, -1, axis=0), strict=True):
+        inside &= (x1 - x0) * (yy - y0) - (y1 - y0) * (xx - x0) >= 0.0
+    return inside
+
+
+def rock_like(size: int = 256, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    r"""A rock-core-like section: Voronoi grains with bright inclusions, dark pores and thin cracks.
+
+    A family that no shipped network is trained on (keep it out of every training recipe: it is
+    one of the held-out families of the robustness grid ``benchmarks/robustness.py``). In
+    normalised coordinates :math:`[-1, 1]^2`, painted in this order on a zero background:
+
+    * the section: the disc :math:`r \le r_0 (1 + \sum_{k} a_k \sin(k\theta + \varphi_k))` with
+      :math:`r_0 \sim U[0.75, 0.9]` and three harmonics of orders 2-6, :math:`a_k \sim U[0.01, 0.04]`;
+    * 8-30 grains: the Voronoi cells of points uniform in :math:`[-0.9, 0.9]^2`, each of one value
+      in 0.3-0.8;
+    * 1-4 bright inclusions (0.85-1): convex polygons of 3-7 vertices on an ellipse of
+      semi-axes 0.04-0.15;
+    * 5-24 pores (0-0.1): discs of radius 0.01-0.04;
+    * 1-4 cracks (0-0.05): polylines of 3-6 segments of length 0.1-0.35 turning by up to
+      0.6 rad at each joint, 1-2 pixels wide at every ``size``;
+    * a smooth texture: :math:`0.02\text{-}0.05\, f(p)` added inside the section, :math:`f` a sum of
+      4 random plane cosines of wavelength >= 2/3 (a third of the field of view) with
+      :math:`\max |f| = 1`.
+
+    The result is clipped to [0, 1]: piecewise constant up to the texture. Deterministic given
+    ``seed`` (numpy ``default_rng(seed)``).
+
+    Args:
+        size: image side N in pixels (>= 8).
+        seed: seed of the numpy generator; see :data:`TEST_SEEDS` for the reserved range.
+        dtype: torch float dtype of the result.
+
+    Returns:
+        Tensor of shape (1, 1, N, N), values in [0, 1].
+
+    Example:
+        >>> x = rock_like(256, seed=TEST_SEEDS[0])
+    """
+    size = _check_size(size)
+    rng = np.random.default_rng(_check_seed(seed))
+    yy, xx = _pixel_centres(size)
+    theta, radius = np.arctan2(yy, xx), np.hypot(xx, yy)
+    r0, orders = rng.uniform(0.75, 0.9), rng.choice(np.arange(2, 7), 3, replace=False)
+    outline = r0 * (1.0 + sum(rng.uniform(0.01, 0.04) * np.sin(k * theta + rng.uniform(0.0, 2.0 * np.pi)) for k in orders))
+    section = radius <= outline
+
+    centres = rng.uniform(-0.9, 0.9, (rng.integers(8, 31), 2))
+    nearest = np.argmin((xx[..., None] - centres[:, 0]) ** 2 + (yy[..., None] - centres[:, 1]) ** 2, axis=-1)
+    img = rng.uniform(0.3, 0.8, len(centres))[nearest]
+    for _ in range(rng.integers(1, 5)):
+        (cx, cy), (a, b), tilt = rng.uniform(-0.6, 0.6, 2), rng.uniform(0.04, 0.15, 2), rng.uniform(0.0, np.pi)
+        angle = np.sort(rng.uniform(0.0, 2.0 * np.pi, rng.integers(3, 8)))
+        u, v = a * np.cos(angle), b * np.sin(angle)
+        vertices = np.stack([cx + u * np.cos(tilt) - v * np.sin(tilt), cy + u * np.sin(tilt) + v * np.cos(tilt)], axis=-1)
+        img[_convex_polygon(xx, yy, vertices)] = rng.uniform(0.85, 1.0)
+    for _ in range(rng.integers(5, 25)):
+        (cx, cy), r = rng.uniform(-0.7, 0.7, 2), rng.uniform(0.01, 0.04)
+        img[np.hypot(xx - cx, yy - cy) <= r] = rng.uniform(0.0, 0.1)
+    pixel = 2.0 / size
+    for _ in range(rng.integers(1, 5)):
+        point, heading = rng.uniform(-0.6, 0.6, 2), rng.uniform(0.0, 2.0 * np.pi)
+        half_width, value = rng.uniform(0.5, 1.0) * pixel, rng.uniform(0.0, 0.05)
+        for _ in range(rng.integers(3, 7)):
+            heading += rng.uniform(-0.6, 0.6)
+            step = rng.uniform(0.1, 0.35) * np.array([np.cos(heading), np.sin(heading)])
+            img[_segment_distance(xx, yy, point, point + step) <= half_width] = value
+            point = point + step
+    img = img + rng.uniform(0.02, 0.05) * _smooth_field(rng, 3.0 * xx, 3.0 * yy)
+    return _as_tensor(np.clip(np.where(section, img, 0.0), 0.0, 1.0), dtype)
+
+
 #: Kinds of :func:`dynamic_object`.
-DYNAMIC_KINDS = ("coule", "shepp_logan", "cardiac")
+DYNAMIC_KINDS = ("coule", "shepp_logan", "cardiac", "rock")
+_STATIC_KINDS = {"coule": coule_like, "rock": rock_like}  # seeded static images that dynamic_object warps
 _WARP_GRID = 6  # control points per side of the piecewise-affine deformation of dynamic_object
 
 
@@ -158,8 +240,7 @@ def _paint(img: np.ndarray, coverage: np.ndarray, value: float) -> np.ndarray:
 
 def _cardiac_frames(size: int, n_frames: int, rng: np.random.Generator) -> np.ndarray:
     """The beating cardiac-like slices of :func:`dynamic_object` before the warp, (P, N, N) in [0, 1]."""
-    t = (np.arange(size) + 0.5) / size * 2.0 - 1.0  # pixel centres in (-1, 1)
-    yy, xx = np.meshgrid(t, t, indexing="ij")  # rows (yy) grow towards the back (bottom of the image)
+    yy, xx = _pixel_centres(size)  # rows (yy) grow towards the back (bottom of the image)
     pixel = 2.0 / size
     a_torso, b_torso, cy = rng.uniform(0.80, 0.90), rng.uniform(0.60, 0.70), rng.uniform(-0.05, 0.05)
     static = _paint(np.zeros((size, size)), _soft_ellipse(xx, yy - cy, a_torso, b_torso, pixel), rng.uniform(0.25, 0.35))
@@ -208,6 +289,8 @@ def dynamic_object(
     differ by :math:`O(s / P)` pixels of motion. The image :math:`g_t` depends on ``kind``:
 
     * ``"coule"``: :func:`coule_like` ``(size, seed)``, the same for every frame;
+    * ``"rock"``: :func:`rock_like` ``(size, seed)``, the same for every frame (a family no shipped
+      network is trained on);
     * ``"shepp_logan"``: :func:`shepp_logan` ``(size)``, the same for every frame (only the warp is seeded);
     * ``"cardiac"``: a torso ellipse (0.25-0.35) with two dark lungs, a bright spine disc and a
       beating heart: a left-ventricle blood pool (1.0) of radius
@@ -224,7 +307,7 @@ def dynamic_object(
         size: image side N in pixels (>= 8).
         n_frames: number of frames P (>= 1).
         seed: seed of the object and of its motion; demos use :data:`TEST_SEEDS`, training seeds below it.
-        kind: ``"coule"``, ``"shepp_logan"`` or ``"cardiac"``.
+        kind: ``"coule"``, ``"rock"``, ``"shepp_logan"`` or ``"cardiac"``.
         max_shift: largest displacement of a control point along each axis, pixels; default
             ``size / 32`` (4 pixels at N = 128). At most a fifth of the control-point spacing,
             ``(size + 1) / 25``, so the map stays one-to-one (the Jacobian determinant of
@@ -254,7 +337,7 @@ def dynamic_object(
     if kind == "cardiac":
         images = _cardiac_frames(size, n_frames, np.random.default_rng([seed, 2]))
     else:
-        static = coule_like(size, seed, torch.float64) if kind == "coule" else shepp_logan(size, torch.float64)
+        static = shepp_logan(size, torch.float64) if kind == "shepp_logan" else _STATIC_KINDS[kind](size, seed, torch.float64)
         images = np.broadcast_to(static[0, 0].numpy(), (n_frames, size, size))
     rng = np.random.default_rng([seed, 1])
     n_inner = (_WARP_GRID - 2) ** 2
@@ -510,8 +593,7 @@ def qmri_brain(size: int = 128, seed: int = TEST_SEEDS[0], *, dtype: torch.dtype
     rng = np.random.default_rng(_check_seed(seed))
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype: expected torch.float32 or torch.float64, received {dtype!r}")
-    t = (np.arange(size) + 0.5) / size * 2.0 - 1.0  # pixel centres in (-1, 1)
-    yy, xx = np.meshgrid(t, t, indexing="ij")
+    yy, xx = _pixel_centres(size)
     cx, cy = rng.uniform(-0.02, 0.02, 2)
     tilt = rng.uniform(-0.1, 0.1)
     u = (xx - cx) * np.cos(tilt) + (yy - cy) * np.sin(tilt)

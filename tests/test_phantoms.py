@@ -18,6 +18,7 @@ from recon.phantoms import (
     coule_like_batch,
     dynamic_object,
     qmri_brain,
+    rock_like,
     shepp_logan,
 )
 
@@ -52,6 +53,36 @@ def test_shepp_logan_shape_and_range():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         coule_like(**{"size": 32, **kwargs})
+
+
+# --- rock-like sections (a family no network is trained on) ---------------------------------------
+
+
+def test_rock_like_shape_range_and_layers():
+    x = rock_like(64, seed=TEST_SEEDS[0])
+    assert x.shape == (1, 1, 64, 64) and x.dtype == torch.float32
+    assert float(x.min()) == 0.0 and float(x.max()) <= 1.0
+    assert rock_like(16, seed=1, dtype=torch.float64).dtype == torch.float64
+    inside = x[0, 0] > 0.15  # grains and inclusions (pores and cracks are <= 0.1 + the texture's 0.05)
+    assert 0.3 < float(inside.double().mean()) < 0.8  # measured 0.41-0.62 over TEST_SEEDS[:20] at 64x64
+    # piecewise constant up to a smooth texture: most vertical neighbours differ by < 0.02 (measured 87-92 %)
+    jumps = (x[0, 0, 1:] - x[0, 0, :-1]).abs()
+    assert float((jumps < 0.02).double().mean()) > 0.8
+
+
+def test_rock_like_deterministic_and_seeded():
+    a = rock_like(48, seed=7)
+    assert torch.equal(a, rock_like(48, seed=7))
+    assert not torch.equal(a, rock_like(48, seed=8))
+    assert not torch.equal(a, coule_like(48, seed=7))
+
+
+@pytest.mark.parametrize("kwargs,match", [({"size": 7}, "size: expected an integer >= 8, received 7"),
+                                          ({"size": 32.0}, "size"), ({"seed": -1}, "seed: expected a non-negative"),
+                                          ({"seed": True}, "seed")])  # fmt: skip
+def test_rock_like_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        rock_like(**{"size": 32, **kwargs})
 
 
 # --- qMRI brain phantom -------------------------------------------------------------------------
