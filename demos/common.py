@@ -85,6 +85,35 @@ def save_figure(fig: plt.Figure, path: Path, dpi: int, **savefig) -> None:
     plt.close(fig)
 
 
+def write_sinogram_figure(
+    truth: torch.Tensor, shown: dict[str, tuple[torch.Tensor, dict[str, torch.Tensor]]], path: Path, *, truth_title: str,
+    display: dict, peak: float,
+) -> None:  # fmt: skip
+    """One row per setting: the truth, the sinogram and each reconstruction with its PSNR.
+
+    Args:
+        truth: (1, 1, N, N) image.
+        shown: setting label -> (sinogram (1, 1, views, bins), method name -> (1, 1, N, N) reconstruction).
+        path: the PNG to write.
+        truth_title: the first column's title.
+        display: ``imshow`` keywords of the images (colour map, window).
+        peak: the PSNR's peak value (units of ``truth``).
+    """
+    n_cols = 2 + max(len(recs) for _, recs in shown.values())
+    fig, axes = plt.subplots(len(shown), n_cols, figsize=(3.0 * n_cols, 3.2 * len(shown)), squeeze=False)
+    for row, (label, (y, recs)) in zip(axes, shown.items()):
+        row[0].imshow(truth[0, 0].numpy(), **display)
+        row[0].set_title(truth_title)
+        row[1].imshow(y[0, 0].numpy(), cmap="gray", aspect="auto")
+        row[1].set_title(f"sinogram, {label}")
+        for ax, (name, rec) in zip(row[2:], recs.items()):
+            ax.imshow(rec[0, 0].numpy(), **display)
+            ax.set_title(f"{name}: {float(psnr(rec, truth, peak)[0]):.2f} dB")
+        for ax in row:
+            ax.axis("off")
+    save_figure(fig, path, dpi=90)
+
+
 # -- tuning --------------------------------------------------------------------------------------
 def hill_climb(grid: Sequence[float], objective: Callable[[float], float]) -> tuple[float, dict[float, float]]:
     """Maximise ``objective`` over ``grid`` by steps to the better neighbour, from the grid's middle.

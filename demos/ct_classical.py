@@ -17,14 +17,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 import recon
-from demos.common import parser, save_figure, table_lines, timed, write_csv, write_markdown
+from demos.common import parser, table_lines, timed, write_csv, write_markdown, write_sinogram_figure
 from operators import ParallelBeamCT
 from recon.metrics import psnr, ssim
 from recon.noise import add_relative_noise
@@ -81,7 +78,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for k, nl in enumerate((0.02, 0.04)):
         y = add_relative_noise(y_clean, nl, seed=TEST_SEEDS[0] + k)
         results = reconstruct_all(physics, y, nl, cfg["tv_iter"])
-        shown[nl] = (y[:1], {m: r[0][:1] for m, r in results.items()})
+        shown[f"noise {nl:.0%}"] = (y[:1], {m: r[0][:1] for m, r in results.items()})
         for m in METHODS:
             x, secs = results[m]
             p, s = psnr(x, x_true, 1.0), ssim(x, x_true, 1.0)
@@ -95,7 +92,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                   f"SSIM {s.mean():.3f} +- {s.std(unbiased=False):.3f}  ({secs:.1f} s)", flush=True)
 
     write_tables(rows, cfg, args)
-    write_figure(x_true[:1], shown, args.out / "figure.png")
+    write_sinogram_figure(x_true[:1], shown, args.out / "figure.png", truth_title="truth",
+                          display={"cmap": "gray", "vmin": 0, "vmax": 1}, peak=1.0)  # fmt: skip
     print(f"wrote {args.out}/table.md, table.csv, figure.png")
     return rows
 
@@ -116,22 +114,6 @@ def write_tables(rows: list[dict], cfg: dict, args: argparse.Namespace) -> None:
               f"{r['ssim_mean']:.3f} ± {r['ssim_std']:.3f}", f"{r['paper_psnr']:.2f}", f"{r['paper_ssim']:.2f}",
               f"{r['seconds']:.1f}") for r in rows]  # fmt: skip
     write_markdown(args.out / "table.md", lines + table_lines(header, cells))
-
-
-def write_figure(x_true: torch.Tensor, shown: dict, path: Path) -> None:
-    """Truth, sinogram and every reconstruction (with its PSNR) of the first image, per noise level."""
-    fig, axes = plt.subplots(len(shown), 2 + len(METHODS), figsize=(3.2 * (2 + len(METHODS)), 3.4 * len(shown)))
-    for row, (nl, (y, recs)) in zip(np.atleast_2d(axes), shown.items()):
-        row[0].imshow(x_true[0, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-        row[0].set_title("truth")
-        row[1].imshow(y[0, 0].numpy(), cmap="gray", aspect="auto")
-        row[1].set_title(f"sinogram, noise {nl:.0%}")
-        for ax, m in zip(row[2:], METHODS):
-            ax.imshow(recs[m][0, 0].clamp(0, 1).numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.set_title(f"{m}: {float(psnr(recs[m], x_true, 1.0)[0]):.2f} dB")
-        for ax in row:
-            ax.axis("off")
-    save_figure(fig, path, dpi=90)
 
 
 if __name__ == "__main__":

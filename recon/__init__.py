@@ -7,10 +7,14 @@ Every method returns ``(x, info)``::
 
 Sub-packages: ``recon.solvers`` (generic iterative solvers), ``recon.regularizers`` (penalties
 and their proxes), ``recon.methods`` (one module per paper); modules ``recon.phantoms``,
-``recon.metrics``, ``recon.noise`` and ``recon.parameter_choice``.
+``recon.metrics``, ``recon.noise`` and ``recon.parameter_choice``. Scanner files: ``recon.readers``
+(DICOM, NIfTI, TIFF projections, fastMRI / ISMRMRD k-space), ``recon.writers`` (NIfTI, DICOM,
+HDF5), and from a file to a reconstruction in one call, ``recon.ct_from_file`` and
+``recon.mri_from_file``.
 """
 
-from recon import metrics, noise, phantoms
+from recon import metrics, noise, phantoms, readers, writers
+from recon.from_file import ct_from_file, mri_from_file
 from recon.methods import METHOD_NAMES
 from recon.methods.classical import fbp, tikhonov, tv
 from recon.methods.fwi import fwi
@@ -22,4 +26,4 @@ from recon.methods.qmri import nlcg_maps, qmri_fit, subspace_recon
 from recon.methods.red_psm import psm, red_psm, sliding_window_fbp, view_sharing
 from recon.methods.sobolev_fit import sobolev_fit
 
-__all__ = [*METHOD_NAMES, "metrics", "noise", "phantoms"]
+__all__ = [*METHOD_NAMES, "ct_from_file", "metrics", "mri_from_file", "noise", "phantoms", "readers", "writers"]

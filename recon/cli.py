@@ -1,9 +1,10 @@
 """The ``regrecon`` command line: ``reconstruct`` and ``info``.
 
 * ``regrecon reconstruct CONFIG.toml [--batch] [--output FILE]`` reads measurements and a geometry
-  from a TOML config (:mod:`recon.config`), runs the method and writes HDF5 with provenance
-  (:func:`recon.io.write_result`); ``--batch`` treats the first axis of the measurements as
-  independent items and runs them on Dask (:func:`recon.batch.reconstruct_many`).
+  from a TOML config (:mod:`recon.config`): arrays, or scanner files (DICOM, NIfTI, TIFF projection
+  stacks, fastMRI / ISMRMRD k-space, :mod:`recon.readers`); runs the method and writes HDF5, NIfTI
+  or a DICOM series with provenance (:func:`recon.writers.write`); ``--batch`` treats the first axis
+  of the measurements as independent items and runs them on Dask (:func:`recon.batch.reconstruct_many`).
 * ``regrecon info``: versions, the backends found (astra CPU / CUDA, numba, CUDA) and the shipped
   weights.
 
@@ -43,10 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"regrecon {package_version('regrecon')}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    rec = sub.add_parser("reconstruct", help="reconstruct from a TOML config, write HDF5", description=_cmd_reconstruct.__doc__)
+    rec = sub.add_parser("reconstruct", help="reconstruct from a TOML config, write HDF5, NIfTI or DICOM", description=_cmd_reconstruct.__doc__)
     rec.add_argument("config", type=Path, metavar="CONFIG.toml", help="the config (see recon/config.py for its keys)")
     rec.add_argument("--batch", action="store_true", help="the first axis of the measurements indexes independent items: run them on Dask")
-    rec.add_argument("--output", "-o", type=Path, help="result file (.h5), overrides [output] path")
+    rec.add_argument("--output", "-o", type=Path, help="result: .h5, .nii/.nii.gz or a DICOM folder; overrides [output] path")
     rec.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     rec.set_defaults(run=_cmd_reconstruct)
 
@@ -59,21 +60,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    """Reconstruct the measurements a TOML config names; write HDF5 with provenance (atomically)."""
-    import numpy as np  # noqa: PLC0415
-    import torch  # noqa: PLC0415
-
-    from recon.config import load_config  # noqa: PLC0415
-    from denoisers.zoo import sha256_file  # noqa: PLC0415
-    from recon.io import load_measurements, provenance, write_result  # noqa: PLC0415
+    """Reconstruct the measurements a TOML config names; write HDF5, NIfTI or DICOM with provenance (atomically)."""
+    from recon.config import load_config, load_input  # noqa: PLC0415
+    from recon.writers import output_format, write  # noqa: PLC0415
 
     cfg = load_config(args.config)
-    output = args.output.resolve() if args.output is not None else cfg.output
-    y = load_measurements(cfg.input_path, cfg.input_key)
-    if np.iscomplexobj(y):
-        raise ValueError(f"input: expected real measurements (MRI k-space as 2 real channels), received dtype {y.dtype}")
-    y = torch.from_numpy(y if y.dtype == np.float64 else y.astype(np.float32))
-    item = _measurement_shape(cfg.physics)
+    output, fmt = cfg.output, cfg.output_format
+    if args.output is not None:  # its suffix says the format
+        output = args.output.resolve()
+        fmt = output_format(output)
+    if args.batch and fmt != "h5":
+        raise ValueError(f"output: --batch streams the results into an HDF5 store; expected a .h5 output, received {str(output)!r}")
+    inp = load_input(cfg)
+    if inp.summary:
+        print(f"input: {inp.summary}")
+    y = inp.y
+    item = _measurement_shape(inp.physics)
     params = dict(cfg.params)
     if "progress" in inspect.signature(cfg.method_fn()).parameters and "progress" not in params:
         params["progress"] = args.progress and not args.batch  # one bar over the items in batch mode
@@ -83,7 +85,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         if tuple(y.shape[1:]) != item:
             raise ValueError(f"input: --batch expects measurements (N, {', '.join(map(str, item))}) for this geometry, received {tuple(y.shape)}")
         report = reconstruct_many(
-            cfg.method, cfg.physics, y, store=output, params=params, client=cfg.batch.get("scheduler"),
+            cfg.method, inp.physics, y, store=output, params=params, client=cfg.batch.get("scheduler"),
             n_workers=cfg.batch.get("n_workers"), progress=args.progress,
         )  # fmt: skip
         print(f"{len(report.computed)} computed, {len(report.skipped)} already stored, {len(report.failed)} failed "
@@ -91,15 +93,22 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         for index, message in report.failed.items():
             print(f"item {index} failed: {message.splitlines()[0]}", file=sys.stderr)
         return 1 if report.failed else 0
-    if tuple(y.shape) == item:
-        y = y[None]
-    if tuple(y.shape[1:]) != item or y.shape[0] != 1:
-        raise ValueError(f"input: expected measurements {item} (or (1, {', '.join(map(str, item))})) for this geometry, received {tuple(y.shape)}")
+    if cfg.input_format == "array":
+        if tuple(y.shape) == item:
+            y = y[None]
+        if tuple(y.shape[1:]) != item or y.shape[0] != 1:
+            raise ValueError(
+                f"input: expected measurements {item} (or (1, {', '.join(map(str, item))})) for this geometry, received {tuple(y.shape)}"
+            )
+    elif tuple(y.shape[1:]) != item:
+        raise ValueError(f"input: expected measurements (N, {', '.join(map(str, item))}) for this geometry, received {tuple(y.shape)}")
     t0 = time.perf_counter()
-    x, info = cfg.method_fn()(cfg.physics, y, **params)
+    x, info = cfg.method_fn()(inp.physics, y, **params)
     wall = time.perf_counter() - t0
-    attrs = provenance(cfg.method, cfg.params, cfg.geometry, str(cfg.input_path), sha256_file(cfg.input_path))
-    write_result(output, x, info, attrs, wall)
+    write(
+        output, x, method=cfg.method, params=cfg.params, format=fmt, info=info, affine=inp.affine, source=inp.source,
+        geometry=cfg.geometry, input_file=str(cfg.input_path), input_sha256=inp.sha256, wall_time_s=wall, overwrite=cfg.overwrite,
+    )  # fmt: skip
     print(f"recon.{cfg.method}: {tuple(x.shape)} in {wall:.1f} s -> {output}")
     return 0
 

@@ -12,17 +12,21 @@ A result file written by :func:`write_result` holds
 
 Writes are atomic: the file is written under a temporary name in the target folder and renamed
 over the target only once complete, so an interrupted run never leaves a half-written result.
+:func:`atomic_output` is that step, shared with the NIfTI and DICOM writers of :mod:`recon.writers`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 
@@ -200,12 +204,77 @@ def check_hdf5_path(name: str, path: object) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def atomic_output(path: Path, *, overwrite: bool, name: str = "output", folder: bool = False, suffix: str = ".part") -> Iterator[Path]:
+    """A temporary file (or folder) beside ``path``, renamed to ``path`` when the block ends without error.
+
+    The temporary name starts with ``.<name of path>.`` and ends in ``suffix`` (a writer that infers
+    the format from the name passes e.g. ``".part.nii.gz"``). If the block raises, the temporary
+    file or folder is removed and ``path`` is untouched. A file is renamed over an existing one in one
+    step (``os.replace``); an existing folder is first renamed aside, then removed once the new one
+    is in place (should the second rename fail, the old folder is put back).
+
+    Args:
+        path: the target file or folder; its parent folder is created if missing.
+        overwrite: replace an existing ``path``; False raises instead.
+        name: the argument name used in error messages.
+        folder: the target is a folder (the block fills the yielded folder), else a file.
+        suffix: end of the temporary name.
+
+    Raises:
+        ValueError: ``path`` exists and ``overwrite`` is False, or it exists as a folder where a file
+            is written (or the reverse).
+
+    Example:
+        >>> with atomic_output(Path("out/x.txt"), overwrite=False) as tmp:  # doctest: +SKIP
+        ...     tmp.write_text("done")
+    """
+    path = Path(path)
+    if path.exists():
+        if not overwrite:
+            raise ValueError(f"{name}: {str(path)!r} exists; expected a new path (or overwrite=True to replace it)")
+        if path.is_dir() != folder:
+            kind, other = ("a folder", "a file") if folder else ("a file", "a folder")
+            raise ValueError(f"{name}: {str(path)!r} is {other}; expected {kind} (or a new path)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if folder:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent))
+    else:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod((0o777 if folder else 0o666) & ~umask)  # mkstemp / mkdtemp make private 0600 / 0700: give the usual modes
+    try:
+        yield tmp
+        if folder and path.exists():
+            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+            os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)
+                raise
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_result(
     path: str | os.PathLike,
     x: torch.Tensor | np.ndarray,
     info: ReconInfo | Mapping,
     attrs: Mapping,
     wall_time_s: float,
+    *,
+    overwrite: bool = True,
 ) -> Path:
     """Write one reconstruction with its provenance to HDF5, atomically (temporary file + rename).
 
@@ -216,6 +285,8 @@ def write_result(
         info: the method's :class:`~recon.result.ReconInfo` (see :func:`split_info`).
         attrs: provenance attributes (see :func:`provenance`).
         wall_time_s: wall time of the reconstruction, seconds.
+        overwrite: replace an existing ``path`` (the default, so that a rerun replaces its
+            result); False raises ``ValueError`` instead.
 
     Returns:
         The path written.
@@ -223,19 +294,11 @@ def write_result(
     import h5py  # noqa: PLC0415
 
     path = check_hdf5_path("output", path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     scalars, series = split_info(info)
     x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as fh:
-            fh.create_dataset("x", data=x)
-            for name, arr in series.items():
-                fh.create_dataset(name if name.startswith("history/") else f"info/{name}", data=arr)
-            write_attrs(fh, {**attrs, "info": scalars, "wall_time_s": float(wall_time_s)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, overwrite=overwrite) as tmp, h5py.File(tmp, "w") as fh:
+        fh.create_dataset("x", data=x)
+        for name, arr in series.items():
+            fh.create_dataset(name if name.startswith("history/") else f"info/{name}", data=arr)
+        write_attrs(fh, {**attrs, "info": scalars, "wall_time_s": float(wall_time_s)})
     return path
