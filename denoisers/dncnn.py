@@ -8,14 +8,10 @@ The network estimates the noise and subtracts it,
 with :math:`L` = ``depth`` hidden 3x3 convolutions of ``width`` channels (:math:`C_1` from the one
 input channel) and a 3x3 output convolution :math:`C_{\mathrm{out}}` back to one channel; every
 convolution has a bias and zero padding 1, so any image size works and the receptive field is
-:math:`2L + 3` pixels. By default there is no batch normalisation: training and evaluation modes
-compute the same function. With ``batch_norm=True`` the hidden layers :math:`C_2, \dots, C_L` are
-followed by batch normalisation (and lose their bias), as in the paper's DnCNN-B; in evaluation
-mode (``net.eval()``, as :func:`denoisers.zoo.load` returns it) that is a fixed affine map with the
-running statistics of training. Either way the evaluated :math:`D_\theta` is a fixed map of its
-input alone, as RED's fixed-point step :math:`f \leftarrow (\lambda D(f) + \beta v) / (\lambda +
-\beta)` assumes. The denoiser is blind: one network for the whole noise range it was trained on
-(no noise-level input).
+:math:`2L + 3` pixels. There is no batch normalisation: training and evaluation modes compute the
+same function, and :math:`D_\theta` is a fixed map of its input alone, as RED's fixed-point step
+:math:`f \leftarrow (\lambda D(f) + \beta v) / (\lambda + \beta)` assumes. The denoiser is blind:
+one network for the whole noise range it was trained on (no noise-level input).
 
 With ``scale`` :math:`s > 1` the residual network works at reduced resolution, as FFDNet does
 (Zhang, Zuo and Zhang, IEEE TIP 2018): :math:`R_\theta = \mathcal S \circ R'_\theta \circ \mathcal S^{-1}`,
@@ -52,7 +48,6 @@ class DnCNN(nn.Module):
         width: channels of the hidden layers (>= 1).
         depth: number of hidden 3x3 convolution + ReLU layers L (>= 1).
         scale: pixel-unshuffle factor s (>= 1) of the residual branch; 1 is the plain DnCNN.
-        batch_norm: batch normalisation after the hidden convolutions 2..L (the paper's DnCNN-B).
 
     Shapes: input and output (B, 1, H, W), any H, W; float32 (the weights' dtype).
 
@@ -61,22 +56,15 @@ class DnCNN(nn.Module):
         >>> x_clean = net(x_noisy)  # x_noisy: (B, 1, 128, 128), images in [0, 1]
     """
 
-    def __init__(self, width: int = 64, depth: int = 6, scale: int = 1, batch_norm: bool = False):
+    def __init__(self, width: int = 64, depth: int = 6, scale: int = 1):
         super().__init__()
         self.width = check_int("width", width)
         self.depth = check_int("depth", depth)
         self.scale = check_int("scale", scale)
-        if not isinstance(batch_norm, bool):
-            raise TypeError(f"batch_norm: expected a bool, received {type(batch_norm).__name__}")
-        self.batch_norm = batch_norm
         channels = scale * scale
-        layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(inplace=True)]
-        for _ in range(depth - 1):
-            if batch_norm:
-                layers += [nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)]
-            else:
-                layers.append(nn.Conv2d(width, width, 3, padding=1))
-            layers.append(nn.ReLU(inplace=True))
+        layers: list[nn.Module] = []
+        for k in range(depth):
+            layers += [nn.Conv2d(channels if k == 0 else width, width, 3, padding=1), nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(width, channels, 3, padding=1))
         self.noise = nn.Sequential(*layers)
 
@@ -101,4 +89,4 @@ class DnCNN(nn.Module):
         return x - residual[:, :, :h, :w]
 
     def extra_repr(self) -> str:
-        return f"width={self.width}, depth={self.depth}, scale={self.scale}, batch_norm={self.batch_norm}"
+        return f"width={self.width}, depth={self.depth}, scale={self.scale}"

@@ -34,21 +34,6 @@ def test_scaled_dncnn_runs_its_residual_branch_on_unshuffled_pixels():
         DnCNN(scale=0)
 
 
-def test_batch_norm_dncnn_normalises_layers_2_to_L_and_is_a_fixed_map_in_eval_mode():
-    net = DnCNN(width=8, depth=3, scale=2, batch_norm=True)
-    convs = [m for m in net.noise if isinstance(m, torch.nn.Conv2d)]
-    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.noise) == 2  # after hidden layers 2 and 3
-    assert [c.bias is None for c in convs] == [False, True, True, False]
-    x = torch.rand(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    net.train()
-    net(x)  # one training-mode pass moves the running statistics off their initial values
-    net.eval()
-    with torch.no_grad():  # in eval mode each image's output depends on that image alone
-        torch.testing.assert_close(net(x)[1:2], net(x[1:2]))
-    with pytest.raises(TypeError, match="batch_norm: expected a bool"):
-        DnCNN(batch_norm=1)
-
-
 def test_dncnn_natural_defaults_fit_the_weight_budget():
     spec = REGISTRY["dncnn_natural"]
     net = spec.build(width=spec.defaults["width"], depth=spec.defaults["depth"], scale=spec.defaults["scale"])
@@ -132,12 +117,12 @@ def _tiny(photo_dir) -> list[str]:
 
 def test_dncnn_natural_training_writes_a_card_and_loads_offline(photo_dir, tmp_path, torch_state):
     card = main(["dncnn_natural", *_tiny(photo_dir), "--out-dir", str(tmp_path / "w")])
-    assert card["model"]["kwargs"] == {"width": 4, "depth": 2, "scale": 2, "batch_norm": True}
+    assert card["model"]["kwargs"] == {"width": 4, "depth": 2, "scale": 2}
     assert card["data"]["file_list_sha256"] == file_list_sha256(photo_files("train400", photo_dir)[:2])
     assert card["training"]["windows"] == 2 * 2 * 2 and len(card["training"]["history"]) == 2  # 100 px: corners 0, 20 per axis
     assert len(card["validation"]["psnr_net"]) == 3 and card["command"].startswith("python -m recon.training dncnn_natural")
     net = load("dncnn_natural", weights_dir=tmp_path / "w")
-    assert isinstance(net, DnCNN) and net.scale == 2 and net.batch_norm and not net.training
+    assert isinstance(net, DnCNN) and net.scale == 2 and not net.training
     with pytest.raises(ValueError, match="--n-train/--n-val"):
         main(["dncnn_natural", *_tiny(photo_dir), "--n-val", "69", "--out-dir", str(tmp_path / "w")])
 

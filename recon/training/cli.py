@@ -55,9 +55,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--z-channels", dest="z_channels", type=int, help="channels of every latent level (hvae)")
     p.add_argument("--gamma", type=float, help="fixed std of the Gaussian decoder, image units (hvae)")
     p.add_argument("--scale", type=int, help="pixel-unshuffle factor of the residual branch (dncnn_natural)")
-    p.add_argument(
-        "--batch-norm", dest="batch_norm", action=argparse.BooleanOptionalAction, help="batch normalisation (dncnn_natural)"
-    )
     p.add_argument("--data-dir", dest="data_dir", type=Path, help="folder of the photograph sets train400/ and bsd68/ (dncnn_natural)")
     p.add_argument(
         "--checkpoint", type=Path, help="resumable training state, rewritten every few minutes (default: OUT_DIR/NAME.ckpt)"

@@ -51,13 +51,12 @@ def evaluate_dncnn(
 
 
 def seeded_dncnn(args: argparse.Namespace, max_crop: int) -> tuple[torch.nn.Module, dict, int]:
-    """Seed torch, build the DnCNN of ``--width`` / ``--depth`` (and ``--scale`` / ``--batch-norm`` where the recipe has them) and check
+    """Seed torch, build the DnCNN of ``--width`` / ``--depth`` (and ``--scale`` where the recipe has it) and check
     ``--crop`` <= ``max_crop``."""
     torch.manual_seed(args.seed)
     model_kwargs = {"width": args.width, "depth": args.depth}
-    for key in ("scale", "batch_norm"):  # the options only some recipes have
-        if getattr(args, key, None) is not None:
-            model_kwargs[key] = getattr(args, key)
+    if getattr(args, "scale", None) is not None:
+        model_kwargs["scale"] = args.scale
     c = args.crop
     if not 1 <= c <= max_crop:
         raise ValueError(f"--crop: expected a patch side in [1, {max_crop}], received {c}")
