@@ -420,13 +420,12 @@ class _CTOperator(LinearPhysics):
         frames = self.n_frames or 1
         groups = src.reshape(-1, frames, *src.shape[1:])
         serial = self.n_angles * self.n_detectors * self.n < _SERIAL_WORK
-        with threads.limited_threads(1 if serial else None) as n_threads:
+        with threads.limited_threads(1 if serial else None):
             if adjoint:
                 flat = groups.reshape(len(groups), -1)
                 out = np.empty((len(groups), frames, self.n, self.n), dtype=src.dtype)
-                n_chunks = -(-n_threads // frames)  # at least one chunk per thread
                 for g in range(len(groups)):
-                    joseph.joseph_adjoint(flat[g], mode, t0, slope, weight, s_lo, s_hi, n_chunks, out[g])
+                    joseph.joseph_adjoint(flat[g], mode, t0, slope, weight, s_lo, s_hi, out[g])
                 return out.reshape(-1, self.n, self.n)
             padded = np.empty((frames, 2, self.n, self.n + 4), dtype=src.dtype)
             out = np.empty((len(groups), self.n_angles * self.n_detectors), dtype=src.dtype)

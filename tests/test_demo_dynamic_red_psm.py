@@ -4,9 +4,12 @@
 * ``demos/mri_dynamic_red_psm.py``: cardiac-like object, 8x Cartesian k-space per frame.
 
 Thresholds are the PSNRs measured on 2026-11-28 under the suite's settings (one torch and one
-numba thread, 2-core CPU) minus 0.5 dB; the measured value is beside each. Both demos must show
-the paper's ranking, RED-PSM > PSM-TV > PSM > window baseline, in PSNR by at least 0.3 dB per
-step (measured steps: CT 0.81 / 1.76 / 2.00 dB, MRI 1.24 / 5.62 / 1.37 dB) and in HFEN.
+numba thread, 2-core CPU) minus 0.5 dB; the measured value is beside each (CT: re-measured on
+2026-12-03, after the SVD initialisation stopped taking LAPACK's arbitrary, thread-dependent basis
+for the temporal vectors that its static window estimate leaves undetermined; thresholds kept).
+Both demos must show the paper's ranking, RED-PSM > PSM-TV > PSM > window baseline, in PSNR by at
+least 0.3 dB per step (measured steps: CT 0.54 / 1.88 / 2.38 dB, MRI 1.24 / 5.62 / 1.37 dB) and
+in HFEN.
 """
 
 import pytest
@@ -14,9 +17,9 @@ from demo_runner import run_quick_demo
 
 THRESHOLDS = {  # (demo, method): threshold   # measured PSNR (dB)
     ("ct_dynamic_red_psm", "window"): 19.8,  # 20.30
-    ("ct_dynamic_red_psm", "PSM"): 20.6,  # 21.11
-    ("ct_dynamic_red_psm", "PSM-TV"): 22.3,  # 22.87
-    ("ct_dynamic_red_psm", "RED-PSM"): 24.3,  # 24.87
+    ("ct_dynamic_red_psm", "PSM"): 20.6,  # 20.84 (21.11 before 2026-12-03)
+    ("ct_dynamic_red_psm", "PSM-TV"): 22.3,  # 22.72 (22.87)
+    ("ct_dynamic_red_psm", "RED-PSM"): 24.3,  # 25.10 (24.87)
     ("mri_dynamic_red_psm", "window"): 23.5,  # 24.01
     ("mri_dynamic_red_psm", "PSM"): 24.7,  # 25.25
     ("mri_dynamic_red_psm", "PSM-TV"): 30.3,  # 30.87

@@ -72,6 +72,28 @@ def test_truncated_svd_factors_recover_an_exact_spline_psm():
     spatial, latent = truncated_svd_factors(frames, r, u)
     assert spatial.shape == (r, n, n) and latent.shape == (d, r)
     torch.testing.assert_close(psm_frames(spatial, latent, u), frames, rtol=1e-9, atol=1e-9)
+    # the sign convention: the largest entry of each temporal singular vector is positive, so -frames
+    # gives the same temporal basis and the negated spatial one
+    spatial_neg, latent_neg = truncated_svd_factors(-frames, r, u)
+    torch.testing.assert_close(latent_neg, latent, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(spatial_neg, -spatial, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_truncated_svd_factors_complete_undetermined_vectors_with_cosines(dtype):
+    # frames without temporal change (a sliding window spanning all frames gives them) determine one
+    # temporal vector, the constant; LAPACK's basis of the rest is arbitrary (it changed with the
+    # thread count), so the factors take the smoothest cosines orthogonal to it instead
+    p, d, r, n = 16, 6, 4, 8
+    u = hermite_spline_matrix(p, d, dtype=torch.float64)
+    frames = torch.rand(n, n, generator=torch.Generator().manual_seed(4), dtype=dtype).expand(p, n, n).contiguous()
+    spatial, latent = truncated_svd_factors(frames, r, u)
+    t = torch.arange(p, dtype=torch.float64)
+    cosines = torch.stack([torch.cos(torch.pi * (t + 0.5) * j / p) for j in range(r)], dim=1)
+    expected = torch.linalg.lstsq(u, cosines / cosines.norm(dim=0)).solution
+    tol = 10 * torch.finfo(dtype).eps
+    torch.testing.assert_close(latent.double(), expected, rtol=tol, atol=tol)
+    torch.testing.assert_close(psm_frames(spatial, latent, u.to(dtype)), frames, rtol=1e-5, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- RED

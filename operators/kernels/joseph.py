@@ -25,8 +25,9 @@ in step ``s`` sits at padded interpolation coordinate ``t = t0 + slope * s``, an
 ``0.5 < t < N + 2.5`` are visited (all samples that touch a real pixel, plus zero padding).
 
 :func:`joseph_adjoint` applies exactly the transposed weights (same code path for ``t``, ``k``,
-``f`` and ``weight``); it splits each image's rays into ``n_chunks`` contiguous chunks, each
-accumulating into its own padded buffer (no write races), and sums the buffers at the end.
+``f`` and ``weight``). Both kernels give the same bits at any thread count: the forward computes
+each ray's sum in one thread, and the adjoint splits its work by output rows (a band of
+padded-buffer rows per unit, its rays added in ray order), so no sum is ever split by thread.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ __all__ = [
     "joseph_forward",
     "joseph_adjoint",
 ]
+
+#: Row bands of each padded image copy, the parallel units of :func:`joseph_adjoint` (16 per image;
+#: the result does not depend on the count, only the speed: fewer, longer bands cost less per ray)
+ADJOINT_BANDS = 8
 
 
 def _detector_offsets(n_detectors: int, spacing: float) -> np.ndarray:
@@ -193,35 +198,62 @@ def joseph_forward(q, mode, t0, slope, weight, s_lo, s_hi, out):
 
 
 @parallel_kernel(fastmath=True)
-def joseph_adjoint(y, mode, t0, slope, weight, s_lo, s_hi, n_chunks, out):
-    """Back-projection, the exact transpose of :func:`joseph_forward`.
+def joseph_adjoint(y, mode, t0, slope, weight, s_lo, s_hi, out):
+    """Back-projection, the exact transpose of :func:`joseph_forward`, bitwise the same at any thread count.
 
-    Image ``m`` receives rays ``m R/F .. (m+1) R/F - 1``, split into ``n_chunks`` chunks; the
-    ``F * n_chunks`` chunks run in parallel, each into its own buffer.
+    Image ``m`` receives rays ``m R/F .. (m+1) R/F - 1``. The work is split by output rows, not
+    by rays: a parallel unit owns one of the :data:`ADJOINT_BANDS` bands of consecutive rows of
+    one image's padded copy ``mode`` (image rows for mode 0, columns for mode 1) and adds, ray by
+    ray in ray order, the samples of that image's rays of that mode that fall in its band. Every
+    buffer entry is thus written by one thread, its terms added in ray order whatever the number
+    of threads: the result is the serial one bit for bit, with no per-thread buffers and no
+    reduction over them.
 
     Args:
         y: (R,) sinogram values, float32 or float64; R a multiple of F.
         mode, t0, slope, weight, s_lo, s_hi: per-ray parameters (as for the forward).
-        n_chunks: private accumulation buffers per image (F * n_chunks should be at least the
-            number of threads).
         out: (F, N, N) images (overwritten), same dtype as ``y``.
     """
     n_images, n = out.shape[0], out.shape[1]
-    per_image = y.shape[0] // n_images
-    buf = np.zeros((n_images * n_chunks, 2, n, n + 4), dtype=y.dtype)
-    for unit in prange(n_images * n_chunks):
-        m = unit // n_chunks
-        c = unit - m * n_chunks
-        r_begin = m * per_image + c * per_image // n_chunks
-        r_end = m * per_image + (c + 1) * per_image // n_chunks
-        for r in range(r_begin, r_end):
-            v = y[r] * weight[r]
-            if v == 0:
-                continue
-            qm = buf[unit, mode[r]]
-            a = t0[r]
-            b = slope[r]
-            for s in range(s_lo[r], s_hi[r]):
+    n_rays = y.shape[0]
+    per_image = n_rays // n_images
+    # the rays of each (image, mode) group that touch the image with a non-zero value, in ray order
+    start = np.zeros(2 * n_images + 1, dtype=np.int64)
+    for r in range(n_rays):
+        if s_lo[r] < s_hi[r] and y[r] != 0:
+            start[2 * (r // per_image) + mode[r] + 1] += 1
+    for g in range(2 * n_images):
+        start[g + 1] += start[g]
+    fill = start[:-1].copy()
+    g_v = np.empty(start[-1], dtype=y.dtype)
+    g_t0 = np.empty(start[-1], dtype=y.dtype)
+    g_slope = np.empty(start[-1], dtype=y.dtype)
+    g_lo = np.empty(start[-1], dtype=np.int64)
+    g_hi = np.empty(start[-1], dtype=np.int64)
+    for r in range(n_rays):
+        if s_lo[r] < s_hi[r] and y[r] != 0:
+            g = 2 * (r // per_image) + mode[r]
+            i = fill[g]
+            fill[g] = i + 1
+            g_v[i] = y[r] * weight[r]
+            g_t0[i] = t0[r]
+            g_slope[i] = slope[r]
+            g_lo[i] = s_lo[r]
+            g_hi[i] = s_hi[r]
+    bands = min(n, ADJOINT_BANDS)
+    rows = (n + bands - 1) // bands
+    buf = np.empty((n_images, 2, n, n + 4), dtype=y.dtype)
+    for unit in prange(2 * n_images * bands):
+        g = unit // bands
+        band_lo = min((unit - g * bands) * rows, n)
+        band_hi = min(band_lo + rows, n)
+        qm = buf[g // 2, g - 2 * (g // 2)]
+        qm[band_lo:band_hi] = 0
+        for i in range(start[g], start[g + 1]):
+            v = g_v[i]
+            a = g_t0[i]
+            b = g_slope[i]
+            for s in range(max(g_lo[i], band_lo), min(g_hi[i], band_hi)):
                 t = a + b * s
                 k = int(t)
                 f = t - k
@@ -231,9 +263,5 @@ def joseph_adjoint(y, mode, t0, slope, weight, s_lo, s_hi, n_chunks, out):
     for row in prange(n_images * n):
         m = row // n
         i = row - m * n
-        first = m * n_chunks
         for j in range(n):
-            acc = buf[first, 0, i, j + 2] + buf[first, 1, j, i + 2]
-            for c in range(first + 1, first + n_chunks):
-                acc += buf[c, 0, i, j + 2] + buf[c, 1, j, i + 2]
-            out[m, i, j] = acc
+            out[m, i, j] = buf[m, 0, i, j + 2] + buf[m, 1, j, i + 2]
