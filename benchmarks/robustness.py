@@ -82,7 +82,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from skimage.transform import resize  # noqa: E402
 
 import recon  # noqa: E402
 from operators import DynamicCT, ParallelBeamCT  # noqa: E402
@@ -92,7 +91,7 @@ from recon.methods.graphla import preliminary  # noqa: E402
 from recon.methods.red_psm import BETA, LAM  # noqa: E402
 from recon.metrics import psnr  # noqa: E402
 from recon.noise import add_relative_noise  # noqa: E402
-from recon.phantoms import TEST_SEEDS, coule_like, dynamic_object, rock_like  # noqa: E402
+from recon.phantoms import TEST_SEEDS, coule_like, dynamic_object, photo_phantom, rock_like  # noqa: E402
 from recon.training.data import DATASETS_DIR, photo_files, photo_set  # noqa: E402
 
 #: object k of a procedural family has the seed ``TEST_SEEDS[OBJECT_SEED0 + k]`` (no demo uses these)
@@ -552,12 +551,7 @@ def photo_object(index: int, size: int, data_dir: Path = DATASETS_DIR) -> torch.
     photos = _photos(Path(data_dir))
     if not 0 <= index < len(photos):
         raise ValueError(f"index: expected 0 <= index < {len(photos)} (the bsd68 images), received {index!r}")
-    img = photos[index][0, 0].numpy()
-    side = min(img.shape)
-    top, left = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
-    img = resize(img[top : top + side, left : left + side], (size, size), order=1, anti_aliasing=True)
-    img = (img - img.min()) / max(float(img.max() - img.min()), 1e-12)
-    return torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[None, None]
+    return photo_phantom(photos[index], size)
 
 
 def static_object(cell: Cell, size: int, data_dir: Path = DATASETS_DIR) -> torch.Tensor:

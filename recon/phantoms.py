@@ -117,6 +117,35 @@ def coule_like_batch(n: int, size: int = 256, first_seed: int = TEST_SEEDS[0], d
     return torch.cat([coule_like(size, first_seed + i, dtype) for i in range(n)])
 
 
+def photo_phantom(photo: torch.Tensor | np.ndarray, size: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A photograph as a 2D attenuation map: centre square crop, resized to ``size`` (bilinear,
+    anti-aliased), min-max scaled to [0, 1].
+
+    Args:
+        photo: grayscale image, (H, W) array or (1, 1, H, W) / (H, W) tensor, real and finite.
+        size: output side in pixels.
+        dtype: output dtype.
+
+    Returns:
+        (1, 1, size, size) tensor in [0, 1] (all zeros for a constant photograph).
+
+    Example:
+        >>> photo_phantom(torch.rand(1, 1, 180, 240), 256).shape
+        torch.Size([1, 1, 256, 256])
+    """
+    size = _check_size(size)
+    img = photo.detach().cpu().numpy() if isinstance(photo, torch.Tensor) else np.asarray(photo)
+    if img.ndim == 4 and img.shape[:2] == (1, 1):
+        img = img[0, 0]
+    if img.ndim != 2 or min(img.shape) < 2 or not np.isfinite(img).all():
+        raise ValueError(f"photo: expected a finite (H, W) or (1, 1, H, W) image with H, W >= 2, received shape {img.shape}")
+    side = min(img.shape)
+    top, left = (img.shape[0] - side) // 2, (img.shape[1] - side) // 2
+    img = resize(img[top : top + side, left : left + side].astype(np.float64), (size, size), order=1, anti_aliasing=True)
+    img = (img - img.min()) / max(float(img.max() - img.min()), 1e-12)
+    return _as_tensor(img, dtype)
+
+
 def _convex_polygon(xx: np.ndarray, yy: np.ndarray, vertices: np.ndarray) -> np.ndarray:
     """Points (xx, yy) inside the convex polygon of ``vertices`` (V, 2), listed counter-clockwise."""
     inside = np.ones(xx.shape, dtype=bool)

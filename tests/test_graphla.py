@@ -1,7 +1,7 @@
 """graphLa+Psi on a small CT problem (64^2, 30 views, 2 % noise): gains, discrepancy, bad input.
 
-Thresholds come from a run on 2026-11-27 (numba backend) minus 0.5 dB; measured values are in
-the comments.
+Thresholds come from a run on 2026-11-27 (numba backend) minus 0.5 dB, the ``sigma="auto"`` one
+from a run on 2026-12-03; measured values are in the comments.
 """
 
 import math
@@ -26,8 +26,9 @@ def problem():
 
 @pytest.fixture(scope="module")
 def la_fbp(problem):
+    """The paper's graph: the fixed weight scale 1e-3 on the unsmoothed FBP image."""
     physics, x, y = problem
-    return recon.graphla(physics, y, psi="fbp", noise_level=0.02, max_iter=1500, progress=False)
+    return recon.graphla(physics, y, psi="fbp", noise_level=0.02, sigma=1e-3, max_iter=1500, progress=False)
 
 
 def test_la_fbp_beats_fbp_and_meets_the_discrepancy(problem, la_fbp):
@@ -42,11 +43,26 @@ def test_la_fbp_beats_fbp_and_meets_the_discrepancy(problem, la_fbp):
     assert info.params["alpha"][0] > 0 and info.n_iter == 1500 and info.extra["n_iter_per_element"] == [1500]
     assert info.extra["nnz"][0] > 0 and len(info.history.objective) == 1500
     assert info.params["psi"] == "fbp" and info.params["R"] == 5 and info.params["noise_level"] == pytest.approx([0.02])
+    assert info.params["sigma"] == [1e-3] and info.params["smooth"] == [0.0]
+
+
+def test_auto_scale_smooths_the_noisy_fbp_graph_and_gains(problem, la_fbp):
+    """The default sigma="auto": FBP's noise is seen (Haar estimate), its graph image smoothed, La+FBP gains."""
+    physics, x, y = problem
+    x_auto, info = recon.graphla(physics, y, psi="fbp", noise_level=0.02, max_iter=1500, progress=False)
+    p_auto = float(psnr(x_auto, x, 1.0)[0])  # measured 30.93 (fixed sigma 1e-3: 29.99)
+    assert p_auto >= 30.43
+    assert p_auto >= float(psnr(la_fbp[0], x, 1.0)[0]) + 0.5
+    (delta,) = info.extra["psi_noise"]  # measured 0.0566
+    assert delta == pytest.approx(la_fbp[1].extra["psi_noise"][0]) and 0.03 < delta < 0.1
+    assert info.params["smooth"] == [1.0] and info.params["sigma"][0] >= 1e-3
+    torch.testing.assert_close(info.extra["psi_image"], la_fbp[1].extra["psi_image"])  # unsmoothed Psi reported
 
 
 def test_oracle_graph_is_the_upper_bound(problem, la_fbp):
     physics, x, y = problem
-    x_true_graph, _ = recon.graphla(physics, y, psi="true", x_true=x, noise_level=0.02, max_iter=1500, progress=False)
+    x_true_graph, info = recon.graphla(physics, y, psi="true", x_true=x, noise_level=0.02, max_iter=1500, progress=False)
+    assert info.params["sigma"] == [1e-3] and info.params["smooth"] == [0.0]  # a clean Psi: "auto" is the paper's graph
     assert float(psnr(x_true_graph, x, 1.0)[0]) >= 48.48  # measured 48.98
     assert float(psnr(x_true_graph, x, 1.0)[0]) > float(psnr(la_fbp[0], x, 1.0)[0]) + 10.0
 
@@ -80,6 +96,7 @@ def test_reweighted_q_concatenates_the_histories(problem):
     "kwargs,exc,match",
     [
         ({"sigma": 0.0}, ValueError, "sigma"),
+        ({"sigma": "fixed"}, ValueError, "sigma"),
         ({"R": 1}, ValueError, "R"),
         ({"psi": "wavelet"}, ValueError, "psi"),
         ({"psi": torch.zeros(1, 1, 32, 32)}, ValueError, "psi"),

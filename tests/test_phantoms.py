@@ -17,6 +17,7 @@ from recon.phantoms import (
     coule_like,
     coule_like_batch,
     dynamic_object,
+    photo_phantom,
     qmri_brain,
     rock_like,
     shepp_logan,
@@ -83,6 +84,25 @@ def test_rock_like_deterministic_and_seeded():
 def test_rock_like_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         rock_like(**{"size": 32, **kwargs})
+
+
+def test_photo_phantom_crops_the_centre_square_and_scales_to_unit_range():
+    rng = np.random.default_rng(0)
+    photo = np.zeros((40, 60))
+    photo[:, 10:50] = rng.uniform(0.2, 0.7, (40, 40))  # the centre 40 x 40 square; the side bands are cut away
+    out = photo_phantom(photo, 40, dtype=torch.float64)
+    assert out.shape == (1, 1, 40, 40) and out.dtype == torch.float64
+    centre = photo[:, 10:50]
+    np.testing.assert_allclose(out[0, 0].numpy(), (centre - centre.min()) / (centre.max() - centre.min()), atol=1e-12)
+    big = photo_phantom(torch.from_numpy(photo)[None, None].float(), 64)
+    assert big.shape == (1, 1, 64, 64) and float(big.min()) == 0.0 and float(big.max()) == pytest.approx(1.0)
+    assert float(photo_phantom(np.full((8, 8), 0.3), 8).abs().max()) == 0.0  # a constant photo: zeros, no division by 0
+
+
+@pytest.mark.parametrize("photo", [np.zeros((4, 4, 3)), np.zeros((1, 9)), np.full((4, 4), np.nan)])
+def test_photo_phantom_bad_input(photo):
+    with pytest.raises(ValueError, match="^photo:"):
+        photo_phantom(photo, 16)
 
 
 # --- qMRI brain phantom -------------------------------------------------------------------------
