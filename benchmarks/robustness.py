@@ -43,8 +43,9 @@ Grids (``--grid``):
   (the demo's quick setting; at 100 the PDHG runs are far from converged and the ranking is another).
 * ``red_psm``: dynamic CT as ``demos/ct_dynamic_red_psm.py`` sets it up (one parallel view per
   frame, bit-reversal angles), N x N frames with N = 64 and 128 and P = N / 2 frames, noise 0.5
-  and 2 %; window FBP, PSM, PSM-TV (lambda 0.03), RED-PSM (``ct_dncnn``, the method's defaults),
-  201 outer iterations. Ranking: ``RED-PSM >= PSM-TV + 0.3 >= PSM + 1 >= window FBP + 1``.
+  and 2 %; window FBP, PSM, PSM-TV and RED-PSM (``ct_dncnn``) with ``lam="auto"`` (the weight from
+  the iteration budget, :func:`recon.methods.red_psm.auto_weight`, tuned on cardiac / coule objects
+  outside the grid's seeds), 201 outer iterations. Ranking: ``RED-PSM >= PSM-TV + 0.3 >= PSM + 1 >= window FBP + 1``.
   Families coule, shepp_logan, rock; 3 objects each; ``--quick``: 64x64 (P = 32), one object,
   30 outer iterations (at 32x32 every prior loses to plain PSM: too small a scale to rank at).
 
@@ -88,7 +89,7 @@ from operators import DynamicCT, ParallelBeamCT  # noqa: E402
 from operators.ct import CT_LAST_ANGLE_DEG, CT_N_DETECTORS, CT_N_VIEWS, ct_geometry  # noqa: E402
 from operators.kernels import threads as thread_pool  # noqa: E402
 from recon.methods.graphla import preliminary  # noqa: E402
-from recon.methods.red_psm import BETA, LAM  # noqa: E402
+from recon.methods.red_psm import BETA, DEFAULTS, RED_WEIGHT_BUDGET, TV_WEIGHT_BUDGET, auto_weight  # noqa: E402
 from recon.metrics import psnr  # noqa: E402
 from recon.noise import add_relative_noise  # noqa: E402
 from recon.phantoms import TEST_SEEDS, coule_like, dynamic_object, photo_phantom, rock_like  # noqa: E402
@@ -581,8 +582,6 @@ def available(families: Sequence[str], data_dir: Path, log: Callable[[str], None
 
 PSIS = ("FBP", "Tik", "TV", "Net")
 GRAPHLA_NON_ORACLE = (*PSIS, *(f"La+{p}" for p in PSIS))
-#: PSM-TV weight of ``demos/ct_dynamic_red_psm.py`` (LAM_TV, tuned there on its tuning seed), normalised units
-LAM_TV = 0.03
 
 
 @functools.lru_cache(maxsize=4)
@@ -644,8 +643,8 @@ def red_psm_solve(n_iter: int | None) -> Solve:
         runs = {
             "window FBP": lambda: recon.sliding_window_fbp(physics, y),
             "PSM": lambda: recon.psm(physics, y, beta=BETA, n_iter=n_iter, progress=False),
-            "PSM-TV": lambda: recon.psm(physics, y, prior="tv", lam=LAM_TV, beta=BETA, n_iter=n_iter, progress=False),
-            "RED-PSM": lambda: recon.red_psm(physics, y, prior="ct_dncnn", lam=LAM, beta=BETA, n_iter=n_iter, progress=False),
+            "PSM-TV": lambda: recon.psm(physics, y, prior="tv", lam="auto", beta=BETA, n_iter=n_iter, progress=False),
+            "RED-PSM": lambda: recon.red_psm(physics, y, prior="ct_dncnn", lam="auto", beta=BETA, n_iter=n_iter, progress=False),
         }
         peak = float(truth.max() - truth.min())
         return {m: float(psnr(run()[0], truth, peak)[0]) for m, run in runs.items()}
@@ -659,11 +658,13 @@ def red_psm_grid(
 ) -> Grid:  # fmt: skip
     """The RED-PSM grid (module docstring); ``n_iter`` None: the method's default (201 outer iterations)."""
     ranking = Ranking.chain(("RED-PSM", "PSM-TV", "PSM", "window FBP"), (0.3, 1.0, 1.0))
-    iters = "the default 201" if n_iter is None else str(n_iter)
+    iters = DEFAULTS[128][2] if n_iter is None else n_iter  # the default at P <= 128 (P = N / 2 <= 64 here)
+    weights = f"lambda 'auto' (recon.methods.red_psm.auto_weight, weight x iterations = {{}}: {{:.3g}} at {iters} iterations)"
+    tv_w, red_w = (weights.format(f"{c:g}", auto_weight(c, iters)) for c in (TV_WEIGHT_BUDGET, RED_WEIGHT_BUDGET))
     return Grid(
         "red_psm", grid_cells(families, seeds, noises, threads, size=tuple(sizes)), (ranking,), red_psm_solve(n_iter),
         "N x N frames, P = N / 2, one parallel view per frame (bit-reversal angles), relative Gaussian noise; "
-        f"PSM variants: {iters} outer iterations, beta {BETA:g}; PSM-TV lambda {LAM_TV:g}; RED-PSM ct_dncnn, lambda {LAM:g}",
+        f"PSM variants: {iters} outer iterations, beta {BETA:g}; PSM-TV {tv_w}; RED-PSM ct_dncnn, {red_w}",
     )  # fmt: skip
 
 

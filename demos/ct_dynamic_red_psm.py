@@ -32,7 +32,7 @@ import torch
 import recon
 from demos.common import frame_metrics, frames_of, parser, run_frame_methods, write_frame_report
 from operators import DynamicCT
-from recon.methods.red_psm import BETA
+from recon.methods.red_psm import BETA, model_defaults
 from recon.methods.red_psm import LAM as LAM_RED
 from recon.phantoms import TEST_SEEDS, dynamic_object
 
@@ -112,10 +112,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     physics, y, truth = scan(cfg, TEST_SEEDS[0])
     print(f"dynamic CT {cfg['size']}x{cfg['size']}, P = {cfg['frames']}, one view per frame", flush=True)
     rows, frames = run_frame_methods(runs(physics, y, cfg), truth)
+    rank, latent, _ = model_defaults(cfg["frames"])
     note = (
         f"{cfg['size']}x{cfg['size']} COULE-like object deformed over time (seed {TEST_SEEDS[0]}), P = {cfg['frames']} "
         f"frames, one parallel view per frame ({physics.n_detectors} bins, bit-reversal angles), noise std "
-        f"{NOISE:g} * max(sinogram). PSM variants: rank 7, 9 latent samples, beta = {BETA:g}, "
+        f"{NOISE:g} * max(sinogram). PSM variants: rank {rank}, {latent} latent samples, beta = {BETA:g}, "
         f"{cfg['n_iter']} outer iterations of 25 Adam steps; PSM-TV lambda = {LAM_TV:g}, RED-PSM lambda = {LAM_RED:g} "
         "(normalised units). Window: FBP of 32 neighbouring views."
     )

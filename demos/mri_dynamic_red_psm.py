@@ -32,6 +32,7 @@ import recon
 from demos.common import parser, run_frame_methods, write_frame_report
 from demos.ct_dynamic_red_psm import NOISE, TUNE_SEED, sweep
 from operators.kspace_masks import cartesian_mask
+from recon.methods.red_psm import model_defaults
 from recon.phantoms import TEST_SEEDS, dynamic_object
 
 #: the lines the runner (``python -m demos``) prints for this demo
@@ -90,10 +91,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "RED-PSM": lambda: recon.red_psm(physics, y, prior="ct_dncnn", lam=cfg["lam_red"], beta=cfg["beta"], n_iter=cfg["n_iter"]),
     }
     rows, shown = run_frame_methods(runs, truth)
+    rank, latent, _ = model_defaults(cfg["frames"])
     note = (
         f"{cfg['size']}x{cfg['size']} cardiac-like object (seed {TEST_SEEDS[0]}), P = {cfg['frames']} frames, single coil, "
         f"{ACCELERATION}x Cartesian acceleration per frame (2 central lines + a sheared equispaced lattice), complex "
-        f"noise std {NOISE:g} * max|k|. PSM variants: rank 7, 9 latent samples, beta = {cfg['beta']:g}, {cfg['n_iter']} "
+        f"noise std {NOISE:g} * max|k|. PSM variants: rank {rank}, {latent} latent samples, beta = {cfg['beta']:g}, {cfg['n_iter']} "
         f"outer iterations; PSM-TV lambda = {cfg['lam_tv']:g}, RED-PSM lambda = {cfg['lam_red']:g} (normalised units, "
         f"tuning seed {TUNE_SEED})."
     )

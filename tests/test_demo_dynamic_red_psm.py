@@ -17,13 +17,13 @@ from demo_runner import run_quick_demo
 
 THRESHOLDS = {  # (demo, method): threshold   # measured PSNR (dB)
     ("ct_dynamic_red_psm", "window"): 19.8,  # 20.30
-    ("ct_dynamic_red_psm", "PSM"): 20.6,  # 20.84 (21.11 before 2026-12-03)
-    ("ct_dynamic_red_psm", "PSM-TV"): 22.3,  # 22.72 (22.87)
-    ("ct_dynamic_red_psm", "RED-PSM"): 24.3,  # 25.10 (24.87)
+    ("ct_dynamic_red_psm", "PSM"): 20.6,  # 20.90 (rank 5 at P = 32, 2026-12-03; 20.84 at rank 7, 21.11 before)
+    ("ct_dynamic_red_psm", "PSM-TV"): 22.3,  # 23.40 (22.72 at rank 7)
+    ("ct_dynamic_red_psm", "RED-PSM"): 24.3,  # 25.66 (25.10 at rank 7)
     ("mri_dynamic_red_psm", "window"): 23.5,  # 24.01
-    ("mri_dynamic_red_psm", "PSM"): 24.7,  # 25.25
-    ("mri_dynamic_red_psm", "PSM-TV"): 30.3,  # 30.87
-    ("mri_dynamic_red_psm", "RED-PSM"): 31.7,  # 32.24
+    ("mri_dynamic_red_psm", "PSM"): 24.7,  # 26.79 (25.25 at rank 7)
+    ("mri_dynamic_red_psm", "PSM-TV"): 30.3,  # 32.45 (30.87 at rank 7)
+    ("mri_dynamic_red_psm", "RED-PSM"): 31.7,  # 32.76 (32.24 at rank 7)
 }
 DEMOS = ("ct_dynamic_red_psm", "mri_dynamic_red_psm")
 RANKING = ("window", "PSM", "PSM-TV", "RED-PSM")

@@ -10,7 +10,7 @@ from deepinv.physics import DynamicMRI
 
 import recon
 from operators import DynamicCT
-from recon.methods.red_psm import DENOISER_SIGMA, TV_STEPS
+from recon.methods.red_psm import DENOISER_SIGMA, RED_WEIGHT_BUDGET, TV_STEPS, TV_WEIGHT_BUDGET, auto_weight
 from recon.phantoms import dynamic_object
 from recon.regularizers.prior import DenoiserPrior, L1Prior, TVPrior
 from recon.regularizers.psm import hermite_spline_matrix, psm_frames, truncated_svd_factors
@@ -163,11 +163,30 @@ def test_red_psm_runs_and_reports():
     torch.testing.assert_close(torch.einsum("pr,rij->pij", info.extra["temporal"], info.extra["spatial"]).clamp(min=0), frames[0])
 
 
-def test_red_psm_defaults_come_from_the_paper_table():
-    physics, y, _ = _ct_problem(n=16, p=12)
-    _, info = recon.red_psm(physics, y, prior=_blur_prior, n_iter=1)
-    assert (info.params["rank"], info.params["latent_size"]) == (7, 9)  # DEFAULTS for P <= 128
-    assert (info.params["lam"], info.params["beta"]) == (recon.methods.red_psm.LAM, recon.methods.red_psm.BETA)
+@pytest.mark.parametrize(("p", "rank"), [(12, 5), (40, 7)])
+def test_red_psm_defaults_come_from_the_table(p, rank):
+    physics, y, _ = _ct_problem(n=16, p=p)
+    _, info = recon.red_psm(physics, y, prior=_blur_prior, n_iter=2)
+    assert (info.params["rank"], info.params["latent_size"]) == (rank, 9)  # DEFAULTS: P <= 32, P <= 128
+    assert (info.params["lam"], info.params["beta"]) == (RED_WEIGHT_BUDGET / 2, recon.methods.red_psm.BETA)  # lam "auto"
+
+
+def test_auto_weight_is_the_budget_over_the_iterations():
+    """lam="auto": weight x outer iterations = RED_WEIGHT_BUDGET (red_psm) or TV_WEIGHT_BUDGET (psm with TV),
+    the same run as the explicit weight."""
+    assert auto_weight(30.0, 201) == 30.0 / 201 and (RED_WEIGHT_BUDGET, TV_WEIGHT_BUDGET) == (30.0, 2.0)
+    physics, y, _ = _ct_problem()
+    kw = {"rank": 3, "latent_size": 4, "n_iter": 4}
+    a, info = recon.red_psm(physics, y, prior=_blur_prior, **kw)
+    b, _ = recon.red_psm(physics, y, prior=_blur_prior, lam=RED_WEIGHT_BUDGET / 4, **kw)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert info.params["lam"] == 7.5
+    c, info_c = recon.psm(physics, y, prior="tv", lam="auto", **kw)
+    d, _ = recon.psm(physics, y, prior="tv", lam=TV_WEIGHT_BUDGET / 4, **kw)
+    torch.testing.assert_close(c, d, rtol=0, atol=0)
+    assert info_c.params["lam"] == 0.5
+    with pytest.raises(ValueError, match="n_iter"):
+        auto_weight(30.0, 0)
 
 
 def test_red_psm_prior_kinds_agree_and_pass_the_strength():
@@ -283,6 +302,12 @@ def test_bad_input_is_named():
         recon.psm(physics, y, lam=1.0)
     with pytest.raises(ValueError, match="lam: expected 0 for prior=None and > 0 with a prior"):
         recon.psm(physics, y, prior="tv")
+    with pytest.raises(ValueError, match='lam: expected a number >= 0 or "auto", received \'fast\''):
+        recon.red_psm(physics, y, prior=_blur_prior, lam="fast")
+    with pytest.raises(ValueError, match='lam: expected a number \\(0 without a prior; "auto" only with prior="tv"\\)'):
+        recon.psm(physics, y, prior="l1", lam="auto")
+    with pytest.raises(ValueError, match="lam: expected"):
+        recon.psm(physics, y, lam="auto")  # no prior: no weight
     with pytest.raises(ValueError, match="denoiser_sigma"):
         recon.red_psm(physics, y, prior=_blur_prior, denoiser_sigma=0.0)
     with pytest.raises(TypeError, match="positional"):
