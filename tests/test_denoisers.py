@@ -18,7 +18,7 @@ from denoisers.zoo import WEIGHTS_DIR
 from recon.phantoms import TEST_SEEDS
 from recon.training import REGISTRY
 from recon.training.ct_dncnn import evaluate_dncnn
-from recon.training.ct_unet import evaluate_ct_unet
+from recon.training.ct_unet import VAL_NOISE_LEVELS, evaluate_ct_unet
 from recon.training.data import HVAE_CROP, ct_pairs, dynamic_frames, hvae_pool, hvae_tiles, mimo_magnitudes
 from recon.training.mimo_unet3d import evaluate_mimo_unet3d
 
@@ -35,16 +35,20 @@ def test_ct_unet_loads_offline_in_eval_mode(ct_unet):
 
 
 def test_ct_unet_reproduces_card_psnr(ct_unet, torch_state):
+    """The noise-blind net reproduces its card's validation PSNR at every validation noise level, and gains there."""
     info = zoo.card("ct_unet")
     first, last = info["validation"]["seeds"]
     assert last < 900_000  # held-out images are not test images and not training images
     assert first > info["data"]["train_seeds"][1]
     torch.set_num_threads(2)
-    x_fbp, x_true = ct_pairs(range(first, last + 1), size=info["data"]["image_size"])
-    p_fbp, p_net = evaluate_ct_unet(ct_unet, x_fbp, x_true)
-    assert p_fbp == pytest.approx(info["validation"]["psnr_fbp_256"], abs=0.05)
-    assert p_net == pytest.approx(info["validation"]["psnr_net_256"], abs=0.05)
-    assert p_net > p_fbp + 3.0
+    val = info["validation"]
+    assert val["noise_levels"] == list(VAL_NOISE_LEVELS)
+    for nl, p_fbp_card, p_net_card in zip(val["noise_levels"], val["psnr_fbp_256"], val["psnr_net_256"], strict=True):
+        x_fbp, x_true = ct_pairs(range(first, last + 1), size=info["data"]["image_size"], noise_level=nl)
+        p_fbp, p_net = evaluate_ct_unet(ct_unet, x_fbp, x_true)
+        assert p_fbp == pytest.approx(p_fbp_card, abs=0.05)
+        assert p_net == pytest.approx(p_net_card, abs=0.05)
+        assert p_net > p_fbp + 3.0
 
 
 def procedural_tiles(seeds: range) -> torch.Tensor:

@@ -55,7 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--z-channels", dest="z_channels", type=int, help="channels of every latent level (hvae)")
     p.add_argument("--gamma", type=float, help="fixed std of the Gaussian decoder, image units (hvae)")
     p.add_argument("--scale", type=int, help="pixel-unshuffle factor of the residual branch (dncnn_natural)")
-    p.add_argument("--data-dir", dest="data_dir", type=Path, help="folder of the photograph sets train400/ and bsd68/ (dncnn_natural)")
+    p.add_argument("--data-dir", dest="data_dir", type=Path, help="folder of the photograph sets train400/ and bsd68/")
+    p.add_argument("--n-photos", dest="n_photos", type=int, help="train400 photographs used as CT objects (ct_unet)")
+    p.add_argument("--n-noise", dest="n_noise", type=int, help="white noise sinograms drawn once and reused (ct_unet)")
+    p.add_argument("--noise-min", dest="noise_min", type=float, help="lowest relative training noise level (ct_unet)")
+    p.add_argument("--noise-max", dest="noise_max", type=float, help="highest relative training noise level (ct_unet)")
     p.add_argument(
         "--checkpoint", type=Path, help="resumable training state, rewritten every few minutes (default: OUT_DIR/NAME.ckpt)"
     )

@@ -1,19 +1,36 @@
-r"""The ``ct_unet`` recipe: :class:`denoisers.unet.CTUNet` post-processing of parallel-beam FBP images
-(graphLa+Psi "Net"). Data: COULE-like images (:func:`recon.phantoms.coule_like`) of side 256,
-parallel-beam sinograms with 120 views over [0, 179] degrees and 362 detector bins, 2 % relative
-Gaussian noise (:func:`recon.noise.add_relative_noise`, noise seed = image seed), ram-lak FBP input
--> ground-truth target. Training pairs use image seeds ``0 .. n_train-1``, validation pairs seeds
-``100000 .. 100000+n_val-1`` (both far below :data:`recon.phantoms.TEST_SEEDS`). The net is trained
-on random ``crop x crop`` patches of the 256x256 pairs (it is fully convolutional) with the L1 loss
-and Adam (lr 1e-3, cosine decay to 0), and validated on the full 256x256 images.
+r"""The ``ct_unet`` recipe: a noise-blind :class:`denoisers.unet.CTUNet` that post-processes
+parallel-beam FBP images (graphLa+Psi "Net") at any relative noise level in 0.5-5 %.
+
+Objects: COULE-like images (:func:`recon.phantoms.coule_like`, seeds ``0 .. n_train-1``) and the
+first ``n_photos`` train400 photographs as attenuation maps (:func:`recon.phantoms.photo_phantom`:
+centre square, resized to 256, scaled to [0, 1]). Neither the rock family nor BSD68, on which the
+robustness grid ranks graphLa (``benchmarks/robustness.py``), is ever seen.
+
+Geometry: 256 x 256, 120 views over [0, 179] degrees, 362 detector bins
+(:func:`operators.ct.ct_geometry`), ram-lak FBP input -> ground-truth target. The FBP is linear,
+so the input of object :math:`x_i` at relative noise :math:`\nu` is
+
+.. math::
+    \mathrm{FBP}(A x_i) + \nu \frac{\|A x_i\|}{\|w_k\|} \mathrm{FBP}(w_k),
+
+with :math:`w_k` one of ``n_noise`` white sinograms (:func:`recon.training.data.ct_noise_bank`):
+exactly :func:`recon.noise.add_relative_noise`'s model (:math:`\|e\| = \nu \|A x\|`). Every epoch draws,
+per object, a noise level log-uniform on ``[noise_min, noise_max]``, a noise draw ``k``, one random
+``crop x crop`` window (the same for image and noise) and one of the 8 flips / rotations; the loss
+is L1 and the optimiser Adam with cosine decay to 0. The net never receives the noise level.
+
+Validation: COULE-like seeds ``100000 .. 100000+n_val-1`` (:func:`recon.training.data.ct_pairs`) at
+relative noise 1, 2 and 4 %, on the full 256 x 256 images, after every epoch; a checkpoint every
+few minutes (``--resume`` continues the run bit for bit).
 
 Example:
-    $ python -m recon.training ct_unet --epochs 36 --seed 0
+    $ python -m recon.training ct_unet --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from collections.abc import Callable
 
@@ -21,10 +38,15 @@ import torch
 
 from denoisers.unet import CTUNet
 from operators.ct import CT_LAST_ANGLE_DEG, CT_N_DETECTORS, CT_N_VIEWS
-from recon.training.data import CT_NOISE_LEVEL, CT_VAL_FIRST_SEED, ct_pairs
-from recon.training.loop import SHARED_DEFAULTS, TrainSpec, adam_cosine, model_card, psnr_before_after, run_epoch
+from recon.phantoms import coule_like, photo_phantom
+from recon.training.data import CT_VAL_FIRST_SEED, DATASETS_DIR, ct_clean_fbps, ct_noise_bank, ct_pairs, file_list_sha256, photo_set
+from recon.training.loop import SHARED_DEFAULTS, Checkpoint, TrainSpec, adam_cosine, model_card, psnr_before_after, run_epoch
 
-__all__ = ["SPEC", "evaluate_ct_unet", "train"]
+__all__ = ["SPEC", "VAL_NOISE_LEVELS", "evaluate_ct_unet", "train"]
+
+#: relative noise levels of the validation (and of the card's figures)
+VAL_NOISE_LEVELS = (0.01, 0.02, 0.04)
+SIZE = 256
 
 
 @torch.no_grad()
@@ -34,68 +56,110 @@ def evaluate_ct_unet(net: torch.nn.Module, x_fbp: torch.Tensor, x_true: torch.Te
     return psnr_before_after(net, x_fbp, x_true, batch)
 
 
+def validate(net: torch.nn.Module, val: dict[float, tuple[torch.Tensor, torch.Tensor]]) -> dict[float, tuple[float, float]]:
+    """``{noise level: (psnr FBP, psnr net)}`` over the validation pairs of each level."""
+    return {nl: evaluate_ct_unet(net, *pairs) for nl, pairs in val.items()}
+
+
+def _dihedral(img: torch.Tensor, move: int) -> torch.Tensor:
+    out = torch.rot90(img, move % 4, dims=(-2, -1))
+    return out.flip(-1) if move >= 4 else out
+
+
+def _objects(args: argparse.Namespace, size: int) -> tuple[torch.Tensor, list]:
+    """The training objects at side ``size``, (n_train + n_photos, 1, size, size), and the photographs' files."""
+    coule = [coule_like(size, s) for s in range(args.n_train)]
+    files = []
+    photos = []
+    if args.n_photos:
+        images, files = photo_set("train400", args.data_dir)
+        if args.n_photos > len(images):
+            raise ValueError(f"--n-photos: expected at most {len(images)} (the train400 images), received {args.n_photos}")
+        files = files[: args.n_photos]
+        photos = [photo_phantom(img, size) for img in images[: args.n_photos]]
+    return torch.cat(coule + photos), files
+
+
 def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
     """Train ``ct_unet`` as the module docstring says (the :attr:`~recon.training.loop.TrainSpec.train` protocol)."""
-    size = 256
-    train_seeds = range(0, args.n_train)
-    val_seeds = range(CT_VAL_FIRST_SEED, CT_VAL_FIRST_SEED + args.n_val)
+    if not 0.0 < args.noise_min <= args.noise_max:
+        raise ValueError(f"--noise-min/--noise-max: expected 0 < min <= max, received {args.noise_min}, {args.noise_max}")
     t0 = time.perf_counter()
-    x_in, x_gt = ct_pairs(train_seeds, size)
-    v_in, v_gt = ct_pairs(val_seeds, size)
-    log(f"data: {len(train_seeds)} train + {len(val_seeds)} val pairs at {size}x{size} in {time.perf_counter() - t0:.1f} s")
+    truth, files = _objects(args, SIZE)
+    fbp_clean, y_norm = ct_clean_fbps(truth)
+    noise_fbp, w_norm = ct_noise_bank(args.n_noise, SIZE, seed=args.seed)
+    val_seeds = range(CT_VAL_FIRST_SEED, CT_VAL_FIRST_SEED + args.n_val)
+    val = {nl: ct_pairs(val_seeds, SIZE, noise_level=nl) for nl in VAL_NOISE_LEVELS}
+    log(f"data: {args.n_train} COULE-like + {len(files)} train400 objects, {args.n_noise} noise draws, "
+        f"{len(val_seeds)} val objects x {len(VAL_NOISE_LEVELS)} levels at {SIZE}x{SIZE} in {time.perf_counter() - t0:.1f} s")  # fmt: skip
 
     torch.manual_seed(args.seed)
     model_kwargs = {"width": args.width, "levels": args.levels}
     net = CTUNet(**model_kwargs)
     if args.crop % net.stride:
         raise ValueError(f"--crop: expected a multiple of {net.stride}, received {args.crop}")
-    opt, sched = adam_cosine(net, args, len(train_seeds))
+    n, c = len(truth), args.crop
+    opt, sched = adam_cosine(net, args, n)
     gen = torch.Generator().manual_seed(args.seed)
-    n, c = len(train_seeds), args.crop
-    history = []
-    loss_epoch = float("nan")
-    for epoch in range(1, args.epochs + 1):
+    ckpt = Checkpoint(args.checkpoint, net, opt, sched, gen, args)
+    history = ckpt.load() if args.resume else []
+    if history:
+        log(f"resumed from {ckpt.path} after epoch {len(history)}")
+    log_lo, log_hi = math.log(args.noise_min), math.log(args.noise_max)
+    loss_epoch = history[-1]["train_l1"] if history else float("nan")
+    for epoch in range(len(history) + 1, args.epochs + 1):
         te = time.perf_counter()
         net.train()
         perm = torch.randperm(n, generator=gen)
-        tops = torch.randint(0, size - c + 1, (n,), generator=gen)
-        lefts = torch.randint(0, size - c + 1, (n,), generator=gen)
+        tops = torch.randint(0, SIZE - c + 1, (n,), generator=gen)
+        lefts = torch.randint(0, SIZE - c + 1, (n,), generator=gen)
+        levels = torch.exp(log_lo + (log_hi - log_lo) * torch.rand(n, generator=gen, dtype=torch.float64))
+        draws = torch.randint(0, args.n_noise, (n,), generator=gen)
+        moves = torch.randint(0, 8, (n,), generator=gen)
 
-        def batches(perm=perm, tops=tops, lefts=lefts):
+        def batches(perm=perm, tops=tops, lefts=lefts, levels=levels, draws=draws, moves=moves):
             for k in range(0, n, args.batch_size):
-                idx = perm[k : k + args.batch_size].tolist()
-                xb = torch.stack([x_in[i, :, tops[i] : tops[i] + c, lefts[i] : lefts[i] + c] for i in idx])
-                gb = torch.stack([x_gt[i, :, tops[i] : tops[i] + c, lefts[i] : lefts[i] + c] for i in idx])
-                yield (xb,), gb
+                xs, gs = [], []
+                for i in perm[k : k + args.batch_size].tolist():
+                    window = (slice(None), slice(tops[i], tops[i] + c), slice(lefts[i], lefts[i] + c))
+                    d = int(draws[i])
+                    scale = float(levels[i] * y_norm[i] / w_norm[d])
+                    xs.append(_dihedral(fbp_clean[i][window] + scale * noise_fbp[d][window], int(moves[i])))
+                    gs.append(_dihedral(truth[i][window], int(moves[i])))
+                yield (torch.stack(xs),), torch.stack(gs)
 
         loss_epoch = run_epoch(net, opt, sched, batches(), lambda out, gb: (out - gb).abs().mean())
-        p_fbp, p_net = evaluate_ct_unet(net, v_in, v_gt)
-        history.append({"epoch": epoch, "train_l1": loss_epoch, "val_psnr_net": p_net})
-        log(
-            f"epoch {epoch:3d}/{args.epochs}  train L1 {loss_epoch:.5f}  val PSNR net {p_net:.2f} dB "
-            f"(FBP {p_fbp:.2f} dB)  lr {sched.get_last_lr()[0]:.2e}  {time.perf_counter() - te:.1f} s"
-        )
+        scores = validate(net, val)
+        seconds = time.perf_counter() - te
+        history.append({"epoch": epoch, "train_l1": loss_epoch, "val_psnr_net": [p for _, p in scores.values()], "seconds": round(seconds, 1)})
+        text = ", ".join(f"{100 * nl:g} %: {p:.2f} dB (FBP {q:.2f})" for nl, (q, p) in scores.items())
+        log(f"epoch {epoch:3d}/{args.epochs}  train L1 {loss_epoch:.5f}  val PSNR net {text}  lr {sched.get_last_lr()[0]:.2e}  {seconds:.1f} s")
+        ckpt.save(history, final=epoch == args.epochs)
 
     net.eval()
-    p_fbp, p_net = evaluate_ct_unet(net, v_in, v_gt)
-    v128_in, v128_gt = ct_pairs(val_seeds, 128)
-    p128_fbp, p128_net = evaluate_ct_unet(net, v128_in, v128_gt)
-    log(f"final: val PSNR at 256: FBP {p_fbp:.2f} dB, net {p_net:.2f} dB; at 128: FBP {p128_fbp:.2f} dB, net {p128_net:.2f} dB")
+    scores = validate(net, val)
+    scores_128 = validate(net, {nl: ct_pairs(val_seeds, 128, noise_level=nl) for nl in VAL_NOISE_LEVELS})
+    log("final: " + "; ".join(f"{100 * nl:g} %: FBP {q:.2f} dB, net {p:.2f} dB" for nl, (q, p) in scores.items()))
     card = {
         "model": model_card(net, model_kwargs),
-        "task": "post-processing of parallel-beam CT FBP images (graphLa+Psi 'Net'): FBP image -> clean image",
+        "task": "noise-blind post-processing of parallel-beam CT FBP images (graphLa+Psi 'Net'), relative noise "
+        f"{100 * args.noise_min:g}-{100 * args.noise_max:g} %: FBP image -> clean image",
         "data": {
-            "phantom": "recon.phantoms.coule_like(size, seed)",
-            "image_size": size,
+            "objects": f"recon.phantoms.coule_like(256, seed) for the train seeds, and recon.phantoms.photo_phantom(image, 256) "
+            f"of the first {len(files)} train400 images (file names in sorted order)",
+            "train_seeds": [0, args.n_train - 1],
+            "photos": {"set": "train400", "n": len(files), "file_list_sha256": file_list_sha256(files) if files else None},
+            "image_size": SIZE,
             "geometry": f"ParallelBeamCT, {CT_N_VIEWS} views over [0, {CT_LAST_ANGLE_DEG:g}] deg (torch.linspace), "
-            f"{CT_N_DETECTORS[size]} detector bins, numba backend",
-            "noise": f"add_relative_noise(A x, {CT_NOISE_LEVEL}, seed=image seed): ||e|| = {CT_NOISE_LEVEL} ||A x||",
+            f"{CT_N_DETECTORS[SIZE]} detector bins, numba backend",
+            "noise": f"relative Gaussian, ||e|| = level ||A x||, level log-uniform on [{args.noise_min:g}, {args.noise_max:g}] "
+            f"per object and epoch; FBP(A x) + level ||A x|| / ||w_k|| FBP(w_k) with {args.n_noise} white draws w_k "
+            "(recon.training.data.ct_noise_bank, seed = --seed)",
             "input": "ParallelBeamCT.fbp(y, filter='ram-lak'), float32",
             "target": "ground-truth image",
-            "train_seeds": [train_seeds.start, train_seeds.stop - 1],
+            "training_patches": f"one random {c}x{c} window and one of 8 flips / rotations per object per epoch (seeded generator)",
             "val_seeds": [val_seeds.start, val_seeds.stop - 1],
-            "pipeline": "recon.training.data.ct_pairs(seeds, size)",
-            "training_patches": f"one random {c}x{c} crop per training image per epoch (seeded generator)",
+            "pipeline": "recon.training.data.ct_clean_fbps, ct_noise_bank; validation recon.training.data.ct_pairs(seeds, size, noise_level)",
         },
         "training": {
             "loss": "L1 (mean absolute error)",
@@ -109,12 +173,13 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
             "history": history,
         },
         "validation": {
-            "metric": "mean PSNR in dB over the held-out images, data_range 1, output not clipped (recon.metrics.psnr)",
+            "metric": "mean PSNR in dB over the held-out COULE-like images, data_range 1, output not clipped (recon.metrics.psnr)",
             "seeds": [val_seeds.start, val_seeds.stop - 1],
-            "psnr_fbp_256": p_fbp,
-            "psnr_net_256": p_net,
-            "psnr_fbp_128": p128_fbp,
-            "psnr_net_128": p128_net,
+            "noise_levels": list(VAL_NOISE_LEVELS),
+            "psnr_fbp_256": [q for q, _ in scores.values()],
+            "psnr_net_256": [p for _, p in scores.values()],
+            "psnr_fbp_128": [q for q, _ in scores_128.values()],
+            "psnr_net_128": [p for _, p in scores_128.values()],
             "note_128": f"same seeds at 128x128 with {CT_N_DETECTORS[128]} bins: generalisation of the net trained at 256",
         },
     }
@@ -122,18 +187,23 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
 
 
 SPEC = TrainSpec(
-    description="residual U-Net post-processing of 256x256 parallel-beam FBP images, 2 % noise",
+    description="noise-blind residual U-Net post-processing of 256x256 parallel-beam FBP images, 0.5-5 % noise",
     build=CTUNet,
     train=train,
     defaults={
         **SHARED_DEFAULTS,
-        "epochs": 36,
+        "epochs": 40,
         "batch_size": 8,
         "n_train": 400,
+        "n_photos": 400,
+        "n_noise": 64,
+        "noise_min": 0.005,
+        "noise_max": 0.05,
         "n_val": 8,
         "crop": 96,
         "width": 16,
         "levels": 4,
+        "data_dir": DATASETS_DIR,
     },
     val_first_seed=CT_VAL_FIRST_SEED,
 )

@@ -43,6 +43,8 @@ from recon.phantoms import MIMO_SCENE_SHAPE, coule_like, dynamic_object, mimo_sc
 
 __all__ = [
     "ct_pairs",
+    "ct_clean_fbps",
+    "ct_noise_bank",
     "mimo_magnitudes",
     "magnitude_noisy",
     "dynamic_frames",
@@ -119,6 +121,48 @@ def ct_pairs(
         fbps.append(physics.fbp(y, filter="ram-lak"))
         truths.append(x)
     return torch.cat(fbps), torch.cat(truths)
+
+
+def ct_clean_fbps(objects: torch.Tensor, chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Noiseless FBP images and sinogram norms of the ``ct_unet`` pipeline.
+
+    Since the ram-lak FBP is linear, the FBP of ``A x + e`` is ``fbp(A x) + fbp(e)``: the
+    noise-blind recipe adds a scaled noise FBP of :func:`ct_noise_bank` to these images.
+
+    Args:
+        objects: (n, 1, size, size) float32 images, size 128 or 256 (:func:`operators.ct.ct_geometry`).
+        chunk: images projected per call.
+
+    Returns:
+        ``(fbp_clean, y_norm)``: (n, 1, size, size) float32 ``fbp(A x)`` and (n,) float64 ``||A x||``.
+    """
+    physics = ct_geometry(objects.shape[-1])
+    fbps, norms = [], []
+    for i in range(0, len(objects), chunk):
+        y = physics.A(objects[i : i + chunk])
+        fbps.append(physics.fbp(y, filter="ram-lak"))
+        norms.append(y.reshape(len(y), -1).double().norm(dim=1))
+    return torch.cat(fbps), torch.cat(norms)
+
+
+def ct_noise_bank(n: int, size: int, seed: int, chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """FBP images of ``n`` white standard-normal sinograms in the ``ct_unet`` geometry.
+
+    Args:
+        n: number of noise draws.
+        size: image side, 128 or 256.
+        seed: seed of the draws (torch generator).
+        chunk: draws reconstructed per call.
+
+    Returns:
+        ``(noise_fbp, w_norm)``: (n, 1, size, size) float32 ``fbp(w)`` and (n,) float64 ``||w||``;
+        ``fbp(A x) + level ||A x|| / ||w|| fbp(w)`` is the FBP of data with relative noise ``level``.
+    """
+    physics = ct_geometry(size)
+    gen = torch.Generator().manual_seed(int(seed))
+    w = torch.randn((n, 1, *physics.sinogram_shape), generator=gen)
+    fbps = [physics.fbp(w[i : i + chunk], filter="ram-lak") for i in range(0, n, chunk)]
+    return torch.cat(fbps), w.reshape(n, -1).double().norm(dim=1)
 
 
 # ----------------------------------------------------------------------------- MIMO data
