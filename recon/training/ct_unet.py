@@ -40,7 +40,9 @@ from denoisers.unet import CTUNet
 from operators.ct import CT_LAST_ANGLE_DEG, CT_N_DETECTORS, CT_N_VIEWS
 from recon.phantoms import coule_like, photo_phantom
 from recon.training.data import CT_VAL_FIRST_SEED, DATASETS_DIR, ct_clean_fbps, ct_noise_bank, ct_pairs, file_list_sha256, photo_set
-from recon.training.loop import SHARED_DEFAULTS, Checkpoint, TrainSpec, adam_cosine, model_card, psnr_before_after, run_epoch
+from recon.training.loop import (
+    SHARED_DEFAULTS, Checkpoint, TrainSpec, adam_cosine, dihedral, model_card, psnr_before_after, run_epoch,
+)  # fmt: skip
 
 __all__ = ["SPEC", "VAL_NOISE_LEVELS", "evaluate_ct_unet", "train"]
 
@@ -59,11 +61,6 @@ def evaluate_ct_unet(net: torch.nn.Module, x_fbp: torch.Tensor, x_true: torch.Te
 def validate(net: torch.nn.Module, val: dict[float, tuple[torch.Tensor, torch.Tensor]]) -> dict[float, tuple[float, float]]:
     """``{noise level: (psnr FBP, psnr net)}`` over the validation pairs of each level."""
     return {nl: evaluate_ct_unet(net, *pairs) for nl, pairs in val.items()}
-
-
-def _dihedral(img: torch.Tensor, move: int) -> torch.Tensor:
-    out = torch.rot90(img, move % 4, dims=(-2, -1))
-    return out.flip(-1) if move >= 4 else out
 
 
 def _objects(args: argparse.Namespace, size: int) -> tuple[torch.Tensor, list]:
@@ -124,8 +121,8 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
                     window = (slice(None), slice(tops[i], tops[i] + c), slice(lefts[i], lefts[i] + c))
                     d = int(draws[i])
                     scale = float(levels[i] * y_norm[i] / w_norm[d])
-                    xs.append(_dihedral(fbp_clean[i][window] + scale * noise_fbp[d][window], int(moves[i])))
-                    gs.append(_dihedral(truth[i][window], int(moves[i])))
+                    xs.append(dihedral(fbp_clean[i][window] + scale * noise_fbp[d][window], int(moves[i])))
+                    gs.append(dihedral(truth[i][window], int(moves[i])))
                 yield (torch.stack(xs),), torch.stack(gs)
 
         loss_epoch = run_epoch(net, opt, sched, batches(), lambda out, gb: (out - gb).abs().mean())

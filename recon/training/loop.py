@@ -33,6 +33,7 @@ __all__ = [
     "adam_cosine",
     "run_epoch",
     "noisy_patch_batches",
+    "dihedral",
     "psnr_before_after",
     "fit_denoiser",
     "Checkpoint",
@@ -130,12 +131,12 @@ def noisy_patch_batches(
         boxes = zip(idx, corners[idx].tolist())
         patches = torch.stack([clean[(i, slice(None), *(slice(a, a + c) for a, c in zip(box, crop)))] for i, box in boxes])
         if augment:
-            patches = torch.stack([_dihedral(p, int(m)) for p, m in zip(patches, moves[idx])])
+            patches = torch.stack([dihedral(p, int(m)) for p, m in zip(patches, moves[idx])])
         sig = sigmas[idx]
         yield (noisy_fn(patches, sig.reshape(-1, *[1] * (patches.ndim - 1)), gen), sig), patches
 
 
-def _dihedral(patch: torch.Tensor, move: int) -> torch.Tensor:
+def dihedral(patch: torch.Tensor, move: int) -> torch.Tensor:
     """One of the 8 symmetries of the square: rotation by ``move % 4`` quarter turns, then a left-right flip if ``move >= 4``."""
     out = torch.rot90(patch, move % 4, dims=(-2, -1))
     return out.flip(-1) if move >= 4 else out
