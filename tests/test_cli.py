@@ -166,7 +166,9 @@ def test_info_lists_backends_and_weights(capsys: pytest.CaptureFixture) -> None:
     out = capsys.readouterr().out
     for needle in ("regrecon", "deepinv", "astra CPU      yes", "astra CUDA", "numba          yes", "hvae", "ct_dncnn"):
         assert needle in out, needle
-    assert "MISMATCH" not in out and out.count(" ok  python -m denoisers.train") >= 5
+    # every shipped weight file matches its card; cards before 2026-12-03 name the trainer by its old module
+    # name (denoisers.train), ct_unet's by the current one (recon.training)
+    assert "MISMATCH" not in out and out.count(" ok  python -m ") >= 5
 
 
 @pytest.mark.parametrize("command", [[], ["reconstruct"], ["info"]])
