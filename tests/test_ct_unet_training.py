@@ -62,8 +62,15 @@ def test_an_interrupted_ct_unet_run_resumes_to_the_same_weights_and_card(photo_d
 
 @pytest.mark.parametrize(
     ("extra", "match"),
-    [(["--noise-min", "0.06"], "--noise-min/--noise-max"), (["--n-photos", "4"], "--n-photos"), (["--crop", "31"], "--crop")],
+    [(["--noise-min", "0.06"], "--noise-min/--noise-max"), (["--n-photos", "4"], "--n-photos"), (["--crop", "31"], "--crop"),
+     (["--sizes", "100"], "--sizes"), (["--sizes", "128", "--crop", "160"], "--sizes")],
 )
 def test_ct_unet_bad_options(photo_dir, tmp_path, extra, match, torch_state):
     with pytest.raises(ValueError, match=match):
         main(["ct_unet", *_tiny(photo_dir), *extra, "--out-dir", str(tmp_path)])
+
+
+def test_two_sizes_train_on_objects_of_both_sides(photo_dir, tmp_path, torch_state):
+    card = main(["ct_unet", *_tiny(photo_dir), "--epochs", "1", "--sizes", "128", "256", "--out-dir", str(tmp_path)])
+    assert card["data"]["training_sizes"] == [128, 256]
+    assert "182 detector bins at 128x128" in card["data"]["geometry"] and "362 detector bins at 256x256" in card["data"]["geometry"]

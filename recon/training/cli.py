@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n-photos", dest="n_photos", type=int, help="train400 photographs used as CT objects (ct_unet)")
     p.add_argument("--n-noise", dest="n_noise", type=int, help="white noise sinograms drawn once and reused (ct_unet)")
     p.add_argument("--noise-min", dest="noise_min", type=float, help="lowest relative training noise level (ct_unet)")
+    p.add_argument("--sizes", type=int, nargs="+", help="image sides the objects are trained at (ct_unet: 256 and / or 128)")
     p.add_argument("--noise-max", dest="noise_max", type=float, help="highest relative training noise level (ct_unet)")
     p.add_argument(
         "--checkpoint", type=Path, help="resumable training state, rewritten every few minutes (default: OUT_DIR/NAME.ckpt)"

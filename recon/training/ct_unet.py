@@ -6,8 +6,9 @@ first ``n_photos`` train400 photographs as attenuation maps (:func:`recon.phanto
 centre square, resized to 256, scaled to [0, 1]). Neither the rock family nor BSD68, on which the
 robustness grid ranks graphLa (``benchmarks/robustness.py``), is ever seen.
 
-Geometry: 256 x 256, 120 views over [0, 179] degrees, 362 detector bins
-(:func:`operators.ct.ct_geometry`), ram-lak FBP input -> ground-truth target. The FBP is linear,
+Geometry: every object at each side of ``sizes`` (default 256 x 256 only, with 362 detector bins;
+128 x 128 has 182), 120 views over [0, 179] degrees (:func:`operators.ct.ct_geometry`), ram-lak FBP
+input -> ground-truth target. The FBP is linear,
 so the input of object :math:`x_i` at relative noise :math:`\nu` is
 
 .. math::
@@ -82,13 +83,24 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
     if not 0.0 < args.noise_min <= args.noise_max:
         raise ValueError(f"--noise-min/--noise-max: expected 0 < min <= max, received {args.noise_min}, {args.noise_max}")
     t0 = time.perf_counter()
-    truth, files = _objects(args, SIZE)
-    fbp_clean, y_norm = ct_clean_fbps(truth)
-    noise_fbp, w_norm = ct_noise_bank(args.n_noise, SIZE, seed=args.seed)
+    sizes = tuple(args.sizes)
+    if not sizes or any(sz not in CT_N_DETECTORS or sz < args.crop for sz in sizes):
+        raise ValueError(f"--sizes: expected image sides among {sorted(CT_N_DETECTORS)}, each >= --crop, received {args.sizes}")
+    truth, fbp_clean, y_norms, banks, counts = [], [], [], [], []
+    for k, size in enumerate(sizes):
+        objects, files = _objects(args, size)
+        fbps, norms = ct_clean_fbps(objects)
+        truth += list(objects)
+        fbp_clean += list(fbps)
+        y_norms.append(norms)
+        banks.append(ct_noise_bank(args.n_noise, size, seed=args.seed + k))
+        counts.append(len(objects))
+    y_norm = torch.cat(y_norms)
+    size_of = [k for k, count in enumerate(counts) for _ in range(count)]
     val_seeds = range(CT_VAL_FIRST_SEED, CT_VAL_FIRST_SEED + args.n_val)
     val = {nl: ct_pairs(val_seeds, SIZE, noise_level=nl) for nl in VAL_NOISE_LEVELS}
-    log(f"data: {args.n_train} COULE-like + {len(files)} train400 objects, {args.n_noise} noise draws, "
-        f"{len(val_seeds)} val objects x {len(VAL_NOISE_LEVELS)} levels at {SIZE}x{SIZE} in {time.perf_counter() - t0:.1f} s")  # fmt: skip
+    log(f"data: {args.n_train} COULE-like + {len(files)} train400 objects at sides {sizes}, {args.n_noise} noise draws per "
+        f"side, {len(val_seeds)} val objects x {len(VAL_NOISE_LEVELS)} levels at {SIZE}x{SIZE} in {time.perf_counter() - t0:.1f} s")  # fmt: skip
 
     torch.manual_seed(args.seed)
     model_kwargs = {"width": args.width, "levels": args.levels}
@@ -108,8 +120,8 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
         te = time.perf_counter()
         net.train()
         perm = torch.randperm(n, generator=gen)
-        tops = torch.randint(0, SIZE - c + 1, (n,), generator=gen)
-        lefts = torch.randint(0, SIZE - c + 1, (n,), generator=gen)
+        # corners drawn size group by size group (objects are stored grouped by size): one size draws as before
+        tops, lefts = (torch.cat([torch.randint(0, sz - c + 1, (m,), generator=gen) for sz, m in zip(sizes, counts)]) for _ in "tl")
         levels = torch.exp(log_lo + (log_hi - log_lo) * torch.rand(n, generator=gen, dtype=torch.float64))
         draws = torch.randint(0, args.n_noise, (n,), generator=gen)
         moves = torch.randint(0, 8, (n,), generator=gen)
@@ -120,6 +132,7 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
                 for i in perm[k : k + args.batch_size].tolist():
                     window = (slice(None), slice(tops[i], tops[i] + c), slice(lefts[i], lefts[i] + c))
                     d = int(draws[i])
+                    noise_fbp, w_norm = banks[size_of[i]]
                     scale = float(levels[i] * y_norm[i] / w_norm[d])
                     xs.append(dihedral(fbp_clean[i][window] + scale * noise_fbp[d][window], int(moves[i])))
                     gs.append(dihedral(truth[i][window], int(moves[i])))
@@ -142,16 +155,17 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
         "task": "noise-blind post-processing of parallel-beam CT FBP images (graphLa+Psi 'Net'), relative noise "
         f"{100 * args.noise_min:g}-{100 * args.noise_max:g} %: FBP image -> clean image",
         "data": {
-            "objects": f"recon.phantoms.coule_like(256, seed) for the train seeds, and recon.phantoms.photo_phantom(image, 256) "
-            f"of the first {len(files)} train400 images (file names in sorted order)",
+            "objects": f"recon.phantoms.coule_like(size, seed) for the train seeds, and recon.phantoms.photo_phantom(image, size) "
+            f"of the first {len(files)} train400 images (file names in sorted order), at every size of training_sizes",
             "train_seeds": [0, args.n_train - 1],
             "photos": {"set": "train400", "n": len(files), "file_list_sha256": file_list_sha256(files) if files else None},
             "image_size": SIZE,
+            "training_sizes": list(sizes),
             "geometry": f"ParallelBeamCT, {CT_N_VIEWS} views over [0, {CT_LAST_ANGLE_DEG:g}] deg (torch.linspace), "
-            f"{CT_N_DETECTORS[SIZE]} detector bins, numba backend",
+            + ", ".join(f"{CT_N_DETECTORS[sz]} detector bins at {sz}x{sz}" for sz in sizes) + ", numba backend",
             "noise": f"relative Gaussian, ||e|| = level ||A x||, level log-uniform on [{args.noise_min:g}, {args.noise_max:g}] "
             f"per object and epoch; FBP(A x) + level ||A x|| / ||w_k|| FBP(w_k) with {args.n_noise} white draws w_k "
-            "(recon.training.data.ct_noise_bank, seed = --seed)",
+            "per size (recon.training.data.ct_noise_bank, seed = --seed + index of the size)",
             "input": "ParallelBeamCT.fbp(y, filter='ram-lak'), float32",
             "target": "ground-truth image",
             "training_patches": f"one random {c}x{c} window and one of 8 flips / rotations per object per epoch (seeded generator)",
@@ -197,6 +211,7 @@ SPEC = TrainSpec(
         "noise_min": 0.005,
         "noise_max": 0.05,
         "n_val": 8,
+        "sizes": (256,),
         "crop": 96,
         "width": 16,
         "levels": 4,
