@@ -239,6 +239,15 @@ def test_noise_level_and_the_matching_noise_std_give_the_same_result(vae, method
 # ----------------------------------------------------------------------------- pnp_hvae
 
 
+def test_pnp_hvae_defaults(vae):
+    """Defaults chosen by the demo's sweep (recon.methods.pnp_hvae docstring): beta 0.5, output the x step."""
+    physics = _blur()
+    y = _noisy(physics, _smooth_images())
+    out, info = pnp_hvae(physics, y, noise_std=NOISE_STD, model=vae, max_iter=2, progress=False)
+    assert info.params["beta"] == 0.5 and info.params["temperatures"] == pytest.approx([0.8, 0.7, 0.6])
+    assert torch.equal(out, info.extra["x_step"])
+
+
 @pytest.mark.parametrize("make", [_blur, _inpainting, lambda: _generic(_blur())], ids=["fft", "mask", "cg"])
 def test_pnp_hvae_alternates_the_documented_steps(vae, make):
     physics = make()
@@ -246,7 +255,9 @@ def test_pnp_hvae_alternates_the_documented_steps(vae, make):
     y = _noisy(physics, x)
     means = []
     record = lambda it, m: means.append(m.clone())  # noqa: E731
-    out, info = pnp_hvae(physics, y, noise_std=NOISE_STD, model=vae, max_iter=4, reference=x, progress=False, callback=record)
+    # the paper's beta and output (the defaults are beta 0.5 and the x step: test_pnp_hvae_defaults)
+    out, info = pnp_hvae(physics, y, noise_std=NOISE_STD, model=vae, max_iter=4, reference=x, progress=False, callback=record,
+                         beta=1.0, output="decoder_mean")  # fmt: skip
     assert out.shape == x.shape and out.dtype == x.dtype and torch.isfinite(out).all()
     assert isinstance(info, ReconInfo) and info.seconds > 0 and not info.converged and info.stop_reason
     hist = info.history
@@ -277,7 +288,7 @@ def test_pnp_hvae_objective_and_relative_level(vae):
     x = _smooth_images(dtype=torch.float32)
     y = _noisy(physics, x)
     temps = [0.3, 0.5, 1.0]
-    _, info = pnp_hvae(physics, y, noise_level=0.05, temperatures=temps, model=vae, max_iter=2, progress=False)
+    _, info = pnp_hvae(physics, y, noise_level=0.05, temperatures=temps, beta=1.0, model=vae, max_iter=2, progress=False)
     assert len(info.params["noise_std"]) == 2 and info.params["temperatures"] == temps
     assert info.params["noise_level"] == pytest.approx([0.05, 0.05])
     std = torch.tensor(info.params["noise_std"], dtype=torch.float64)
@@ -506,7 +517,7 @@ def test_pnp_hvae_returns_the_decoder_mean_or_the_x_step(vae):
     physics = _blur()
     y = _noisy(physics, _smooth_images(1))
     run = dict(noise_std=NOISE_STD, model=vae, max_iter=3, progress=False)
-    mean, info = pnp_hvae(physics, y, **run)
+    mean, info = pnp_hvae(physics, y, output="decoder_mean", **run)
     step, info_step = pnp_hvae(physics, y, output="x_step", **run)
     assert torch.equal(mean, info.extra["decoder_mean"]) and torch.equal(step, info.extra["x_step"])
     assert torch.equal(step, info_step.extra["x_step"]) and info_step.params["output"] == "x_step"
