@@ -51,8 +51,8 @@ approximation), so :math:`J` need not decrease monotonically.
 
 Defaults: temperatures 0.8 -> 0.6 linearly across the levels (the paper's), :math:`\beta = 0.5`
 (the paper's 1) and the x-step image as output (the paper returns the decoder mean): with the
-shipped train400 HVAE these gave the best mean PSNR of ``python -m demos.deblur_pnp_hvae --sweep``
-on the last 4 BSD68 images at 128 x 128 (2026-12-03; Gaussian 7.65/255, motion 2.55/255,
+shipped train400 HVAE these gave the best mean PSNR of a sweep (the ``--sweep`` mode of the BSD68
+version of ``demos/deblur_pnp_hvae.py``, issue 19) on the last 4 BSD68 images at 128 x 128 (2026-12-03; Gaussian 7.65/255, motion 2.55/255,
 inpainting 3/255): 26.92 dB, against 26.25 at beta 1 with the x step and 25.44 for the paper's
 decoder-mean output; 50 iterations for deblurring (use ``max_iter=100`` for inpainting:
 the missing pixels are filled from the prior, which takes more iterations).
