@@ -64,18 +64,20 @@ def validate(net: torch.nn.Module, val: dict[float, tuple[torch.Tensor, torch.Te
     return {nl: evaluate_ct_unet(net, *pairs) for nl, pairs in val.items()}
 
 
-def _objects(args: argparse.Namespace, size: int) -> tuple[torch.Tensor, list]:
-    """The training objects at side ``size``, (n_train + n_photos, 1, size, size), and the photographs' files."""
+def _photos(args: argparse.Namespace) -> tuple[list[torch.Tensor], list]:
+    """The first ``n_photos`` train400 photographs and their files (none for 0), read once for every size."""
+    if not args.n_photos:
+        return [], []
+    images, files = photo_set("train400", args.data_dir)
+    if args.n_photos > len(images):
+        raise ValueError(f"--n-photos: expected at most {len(images)} (the train400 images), received {args.n_photos}")
+    return images[: args.n_photos], files[: args.n_photos]
+
+
+def _objects(args: argparse.Namespace, size: int, photos: list[torch.Tensor]) -> torch.Tensor:
+    """The training objects at side ``size``: (n_train + len(photos), 1, size, size)."""
     coule = [coule_like(size, s) for s in range(args.n_train)]
-    files = []
-    photos = []
-    if args.n_photos:
-        images, files = photo_set("train400", args.data_dir)
-        if args.n_photos > len(images):
-            raise ValueError(f"--n-photos: expected at most {len(images)} (the train400 images), received {args.n_photos}")
-        files = files[: args.n_photos]
-        photos = [photo_phantom(img, size) for img in images[: args.n_photos]]
-    return torch.cat(coule + photos), files
+    return torch.cat(coule + [photo_phantom(img, size) for img in photos])
 
 
 def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.nn.Module, dict]:
@@ -86,9 +88,10 @@ def train(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[torch.n
     sizes = tuple(args.sizes)
     if not sizes or any(sz not in CT_N_DETECTORS or sz < args.crop for sz in sizes):
         raise ValueError(f"--sizes: expected image sides among {sorted(CT_N_DETECTORS)}, each >= --crop, received {args.sizes}")
+    photos, files = _photos(args)
     truth, fbp_clean, y_norms, banks, counts = [], [], [], [], []
     for k, size in enumerate(sizes):
-        objects, files = _objects(args, size)
+        objects = _objects(args, size, photos)
         fbps, norms = ct_clean_fbps(objects)
         truth += list(objects)
         fbp_clean += list(fbps)
