@@ -134,6 +134,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(photo_dir, tmp_path, int
     assert torch.load(tmp_path / "parts" / "dncnn_natural.ckpt", weights_only=False)["history"][0]["epoch"] == 1
     with pytest.raises(ValueError, match="--resume: the checkpoint .* other options"):
         main(["dncnn_natural", *_tiny(photo_dir), "--lr", "0.01", "--resume", *out])
+    ckpt = tmp_path / "parts" / "dncnn_natural.ckpt"  # a checkpoint written before a CLI option existed still resumes
+    state = torch.load(ckpt, weights_only=False)
+    assert state["config"].pop("sizes") is None
+    torch.save(state, ckpt)
     card = main(["dncnn_natural", *_tiny(photo_dir), "--resume", *out])
     assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
     whole, parts = (torch.load(tmp_path / d / "dncnn_natural.pt") for d in ("whole", "parts"))

@@ -259,8 +259,10 @@ class Checkpoint:
         if self.path is None or not self.path.is_file():
             raise ValueError(f"--resume: expected a checkpoint file at --checkpoint, received {self.path}")
         state = torch.load(self.path, weights_only=False)
-        if state["config"] != self.config:
-            diff = {k: (state["config"].get(k), v) for k, v in self.config.items() if state["config"].get(k) != v}
+        # An option the checkpoint does not name was added to the CLI later: it matches when unset (None).
+        diff = {k: (state["config"].get(k), self.config.get(k)) for k in {*state["config"], *self.config}}
+        diff = {k: pair for k, pair in diff.items() if pair[0] != pair[1]}
+        if diff:
             raise ValueError(f"--resume: the checkpoint {self.path} was written with other options (checkpoint, now): {diff}")
         self.net.load_state_dict(state["net"])
         self.opt.load_state_dict(state["opt"])
